@@ -1,0 +1,33 @@
+# featurelock — every target creates and uses its own virtual environment in .venv.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-fast bench loadtest clean
+
+venv: $(STAMP)
+
+# torch==2.13.0 first: that pin resolves to the CPU wheel on this kind of machine, and the
+# extras' range (<=2.13.0) then accepts it instead of pulling a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[all]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/featurelock demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/featurelock bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

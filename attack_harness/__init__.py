@@ -1,0 +1,1 @@
+"""featurelock.attack_harness."""

@@ -1,0 +1,92 @@
+"""The interface every scheme implements: the raw layer, for experts.
+
+A scheme holds one key's material and seals a feature array into `payload || tag` given a
+nonce and associated data. The envelope (`envelope.py`) chooses the nonce, lays out the header
+and passes it in the associated data, so every scheme authenticates the header too.
+
+Most callers want the recipe layer instead (`protect.py`): it picks keys, builds associated
+data from a context and writes versioned envelopes.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Scheme", "DTYPES", "features_dtype", "host_array"]
+
+# dtypes an envelope can carry, by wire code.
+DTYPES: dict[int, np.dtype] = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("<f8")}
+
+
+_TORCH_DTYPES = {f"torch.{d.name}": d for d in DTYPES.values()}
+
+
+def features_dtype(features: Any) -> np.dtype:
+    """The little-endian numpy dtype of a numpy array or torch tensor (cheap: hot path)."""
+    dtype = features.dtype
+    if isinstance(dtype, np.dtype):
+        return dtype.newbyteorder("<") if dtype.byteorder == ">" else dtype
+    try:
+        return _TORCH_DTYPES[str(dtype)]
+    except KeyError:
+        raise TypeError(f"unsupported feature dtype {dtype}") from None
+
+
+def host_array(features: Any) -> np.ndarray:
+    """A C-contiguous little-endian numpy view/copy of a numpy array or torch tensor."""
+    if type(features).__module__.startswith("torch"):
+        features = features.detach().cpu().numpy()
+    arr = np.ascontiguousarray(features)
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return arr
+
+
+class Scheme(ABC):
+    """One key of one scheme. Subclasses state their security properties in their docstring."""
+
+    name: ClassVar[str]
+    scheme_id: ClassVar[int]
+    key_size: ClassVar[int]
+    nonce_size: ClassVar[int]
+    tag_size: ClassVar[int]
+    dtypes: ClassVar[frozenset[np.dtype]]
+
+    @classmethod
+    def generate_key(cls) -> bytes:
+        """Fresh key material for this scheme."""
+        return os.urandom(cls.key_size)
+
+    @staticmethod
+    def _check_key(key: bytes, size: int) -> None:
+        if not isinstance(key, (bytes, bytearray)):
+            raise TypeError("key must be bytes")
+        if len(key) != size:
+            raise ValueError(f"key must be {size} bytes, got {len(key)}")
+
+    def check_features(self, features: Any) -> np.dtype:
+        """The features' dtype; TypeError if this scheme cannot carry it."""
+        dtype = features_dtype(features)
+        if dtype not in self.dtypes:
+            allowed = ", ".join(sorted(d.name for d in self.dtypes))
+            raise TypeError(f"{self.name} encrypts {allowed} features, got {dtype.name}")
+        return dtype
+
+    @abstractmethod
+    def seal_into(self, features: Any, nonce: bytes, associated_data: bytes, out: memoryview) -> None:
+        """Write `payload || tag` for `features` into `out` (exactly nbytes + tag_size long)."""
+
+    @abstractmethod
+    def open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
+             dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """Verify `payload || tag` and decrypt it; raise DecryptionError on any failure."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<secret>)"
+
+    def __reduce__(self):
+        raise TypeError("scheme objects hold key material and cannot be pickled")

@@ -1,0 +1,91 @@
+"""`featurelock encrypt | decrypt | rewrap` on .npy feature files and envelope files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import _cli_common as common
+from .envelope import Envelope
+from .errors import DecryptionError, KeyStoreError
+from .protect import Context, FeatureProtector, FeatureReader, parse_envelope, rewrap
+
+MULTI_COMMAND = True
+
+
+def configure(parser: argparse.ArgumentParser, name: str) -> None:
+    common.add_keyset_options(parser)
+    parser.add_argument("--model", default="features", help="model name bound to the envelope")
+    parser.add_argument("--model-version", default="", help="model version bound to the envelope")
+    if name == "encrypt":
+        parser.add_argument("input", type=Path, help=".npy feature file")
+        parser.add_argument("output", type=Path, help="envelope file to write")
+        parser.add_argument("--json", action="store_true", help="write the JSON envelope form")
+    elif name == "decrypt":
+        parser.add_argument("input", type=Path, help="envelope file (binary or JSON)")
+        parser.add_argument("output", type=Path, help=".npy file to write (only on success)")
+    else:
+        parser.add_argument("inputs", type=Path, nargs="+",
+                            help="envelope files, re-encrypted in place under the primary key")
+    parser.set_defaults(command=name)
+
+
+def run(args: argparse.Namespace) -> int:
+    keyset = common.load(args)
+    context = Context(args.model, args.model_version, args.tenant)
+    if args.command == "encrypt":
+        features = _load_npy(args.input)
+        envelope = FeatureProtector(keyset).protect(features, context)
+        data = Envelope.from_bytes(envelope).to_json().encode() if args.json else bytes(envelope)
+        _write_atomic(args.output, data)
+        print(f"encrypted {features.shape} {features.dtype} -> {args.output}")
+    elif args.command == "decrypt":
+        features = FeatureReader(keyset).read(_read_envelope(args.input), context)
+        _write_atomic(args.output, _npy_bytes(features))
+        print(f"decrypted {args.input} -> {args.output} {features.shape} {features.dtype}")
+    else:
+        for path in args.inputs:
+            raw = _read_envelope(path)
+            new = rewrap(keyset, raw, context)
+            is_json = raw[:1] == b"{"
+            _write_atomic(path, Envelope.from_bytes(new).to_json().encode() if is_json else bytes(new))
+            print(f"rewrapped {path} under key {keyset.primary_id}")
+    return 0
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise KeyStoreError(f"cannot read {path} as a .npy array: {exc}") from None
+
+
+def _read_envelope(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise DecryptionError() from None
+    parse_envelope(data)  # reject malformed input before any work
+    return data
+
+
+def _npy_bytes(features: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, features, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise KeyStoreError(f"cannot write {path}: {exc.strerror}") from None

@@ -1,0 +1,104 @@
+"""`featurelock keys ...`: create a keyset, rotate its keys, list them, make a KEK."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from . import _cli_common as common
+from .errors import KeyStoreError
+from .kek import generate_kek_material
+from .keyset import Keyset
+from .schemes import DEFAULT_SCHEME, SCHEMES
+
+_SCHEME_HELP = ("aes-256-gcm (default; authenticated, randomised), shufflebits (the paper's "
+                "permutation; deterministic, leaks to bit-reading attackers), shufflebits-otp "
+                "(fresh permutation per message; leaks Hamming weights), shufflebits-masked "
+                "(keystream mask + permutation; size-preserving)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, help_: str, *, with_keyset: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if with_keyset:
+            common.add_keyset_options(p)
+        return p
+
+    p = action("create", "create a keyset with one primary key")
+    p.add_argument("--scheme", choices=list(SCHEMES), default=DEFAULT_SCHEME, help=_SCHEME_HELP)
+    p.add_argument("--shufflebits-seed", type=int, default=None,
+                   help="reproduce the reference code's seed-derived permutation (anyone can derive it)")
+    p = action("add", "add a key (not primary unless --primary)")
+    p.add_argument("--scheme", choices=list(SCHEMES), default=None, help=_SCHEME_HELP)
+    p.add_argument("--primary", action="store_true", help="make the new key primary at once")
+    for name, help_ in (("promote", "make a key the primary"), ("disable", "stop a key decrypting"),
+                        ("enable", "re-enable a disabled key"),
+                        ("destroy", "erase a key's material (irreversible)")):
+        action(name, help_).add_argument("key_id", type=int)
+    action("list", "list the keys (never their material)")
+    p = action("new-kek", "create a key-encryption key", with_keyset=False)
+    p.add_argument("--kek", required=True,
+                   help="file:PATH (written 0600), pkcs11:... (generated on the token), "
+                        "or env:NAME (material printed for you to store)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "new-kek":
+        return _new_kek(args.kek)
+    if args.action == "create":
+        if common.keyset_path(args).exists():
+            raise KeyStoreError(f"{common.keyset_path(args)} exists; refusing to overwrite")
+        keyset = Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed)
+        common.save(args, keyset)
+        print(f"created keyset {common.keyset_path(args)} with primary key {keyset.primary_id} "
+              f"({args.scheme})")
+        return 0
+    keyset = common.load(args)
+    if args.action == "list":
+        _print_keys(keyset)
+        return 0
+    if args.action == "add":
+        key_id = keyset.add(args.scheme, make_primary=args.primary)
+        print(f"added key {key_id}{' (primary)' if args.primary else ''}")
+    else:
+        getattr(keyset, args.action)(args.key_id)
+        print(f"key {args.key_id}: {args.action}d")
+    common.save(args, keyset)
+    return 0
+
+
+def _print_keys(keyset: Keyset) -> None:
+    print(f"{'key id':>10}  {'scheme':<18}  {'status':<9}  {'created (UTC)':<19}  primary")
+    for k in keyset.info():
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.created))
+        print(f"{k.key_id:>10}  {k.scheme:<18}  {k.status.value:<9}  {created:<19}  "
+              f"{'*' if k.primary else ''}")
+
+
+def _new_kek(uri: str) -> int:
+    scheme, _, rest = uri.partition(":")
+    if scheme == "file":
+        path = Path(rest)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise KeyStoreError(f"{path} exists; refusing to overwrite a KEK") from None
+        except OSError as exc:
+            raise KeyStoreError(f"cannot create {path}: {exc.strerror}") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(generate_kek_material() + "\n")
+        print(f"wrote a new KEK to {path} (mode 0600); use --kek {uri}")
+    elif scheme == "pkcs11":
+        from ._pkcs11 import Pkcs11Kek
+
+        Pkcs11Kek.generate(uri)
+        print(f"generated a non-extractable AES-256 KEK on the token; use --kek '{uri}'")
+    elif scheme == "env":
+        print(generate_kek_material())
+    else:
+        raise KeyStoreError("new-kek takes file:PATH, pkcs11:... or env:NAME")
+    return 0

@@ -1,0 +1,53 @@
+"""The one error tree of featurelock.
+
+    FeaturelockError
+     ├── DecryptionError   an envelope could not be opened: bad format, wrong key, tampering,
+     │                     wrong tenant or associated data. Deliberately opaque: one message,
+     │                     no detail, whatever went wrong.
+     ├── EncryptionError   features could not be protected; nothing is returned (fail closed).
+     ├── KeysetError       misuse of a keyset: unknown key id, no usable primary, forbidden
+     │                     status change, malformed keyset document.
+     ├── KeyStoreError     a keyset could not be stored or loaded: key-encryption key missing or
+     │                     wrong, unreadable file, cleartext refused without the insecure flag.
+     └── TenantError       the key registry has no keys for the tenant named.
+
+Messages never contain key bytes. Third-party exceptions are translated at the boundary.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FeaturelockError",
+    "DecryptionError",
+    "EncryptionError",
+    "KeysetError",
+    "KeyStoreError",
+    "TenantError",
+]
+
+
+class FeaturelockError(Exception):
+    """Base class of every error featurelock raises on purpose."""
+
+
+class DecryptionError(FeaturelockError):
+    """The envelope could not be decrypted. Carries no detail on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__("decryption failed")
+
+
+class EncryptionError(FeaturelockError):
+    """Encryption failed; no output was produced."""
+
+
+class KeysetError(FeaturelockError):
+    """A keyset operation was invalid."""
+
+
+class KeyStoreError(FeaturelockError):
+    """A keyset could not be loaded or saved."""
+
+
+class TenantError(FeaturelockError):
+    """No keyset is registered for the tenant."""

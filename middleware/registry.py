@@ -1,0 +1,81 @@
+"""The key registry: one keyset per tenant (API consumer), in one directory.
+
+    <directory>/<tenant>.keyset.json     each wrapped under the same KEK, bound to its tenant
+
+A tenant's key can never open another tenant's features: different keys, and the tenant is
+part of both the keyset wrapping and every envelope's associated data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import TenantError
+from .kek import KeyEncryptionKey
+from .keyset import Keyset
+from .schemes import DEFAULT_SCHEME
+from .storage import load_keyset, save_keyset
+
+__all__ = ["KeyRegistry", "validate_tenant"]
+
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SUFFIX = ".keyset.json"
+
+
+def validate_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str):
+        raise TypeError("tenant must be a str")
+    if not _TENANT.fullmatch(tenant):
+        raise ValueError("tenant must be 1-64 characters of letters, digits, '_', '.', '-', "
+                         "starting with a letter or digit")
+    return tenant
+
+
+class KeyRegistry:
+    """Maps tenant ids to keysets stored under one KEK. Keysets are loaded once and cached."""
+
+    def __init__(self, directory: str | os.PathLike, kek: KeyEncryptionKey | None, *,
+                 allow_cleartext: bool = False) -> None:
+        self.directory = Path(directory)
+        self._kek = kek
+        self._allow_cleartext = allow_cleartext
+        self._cache: dict[str, Keyset] = {}
+
+    def path(self, tenant: str) -> Path:
+        return self.directory / f"{validate_tenant(tenant)}{_SUFFIX}"
+
+    def tenants(self) -> list[str]:
+        return sorted(p.name[: -len(_SUFFIX)] for p in self.directory.glob(f"*{_SUFFIX}"))
+
+    def keyset(self, tenant: str) -> Keyset:
+        """The tenant's keyset; TenantError if the tenant has none."""
+        if tenant not in self._cache:
+            path = self.path(tenant)
+            if not path.is_file():
+                raise TenantError(f"no keyset for tenant {tenant!r}")
+            self._cache[tenant] = load_keyset(path, self._kek, tenant,
+                                              allow_cleartext=self._allow_cleartext)
+        return self._cache[tenant]
+
+    def load_all(self) -> dict[str, Keyset]:
+        """Load every tenant's keyset now (servers do this at start to fail early)."""
+        return {tenant: self.keyset(tenant) for tenant in self.tenants()}
+
+    def create(self, tenant: str, scheme: str = DEFAULT_SCHEME) -> Keyset:
+        path = self.path(tenant)
+        if path.exists():
+            raise TenantError(f"tenant {tenant!r} already has a keyset")
+        keyset = Keyset.generate(scheme)
+        self.save(tenant, keyset)
+        return keyset
+
+    def save(self, tenant: str, keyset: Keyset) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        save_keyset(self.path(tenant), keyset, self._kek, tenant,
+                    insecure_cleartext=self._kek is None and self._allow_cleartext)
+        self._cache[tenant] = keyset
+
+    def __repr__(self) -> str:
+        return f"KeyRegistry({str(self.directory)!r}, kek={getattr(self._kek, 'uri', None)!r})"

@@ -1,0 +1,24 @@
+"""The registry of schemes, by name and by wire id."""
+
+from __future__ import annotations
+
+from ._scheme import Scheme
+from .aes_gcm import AesGcm
+from .shufflebits import ShuffleBitsScheme
+from .shufflebits_masked import ShuffleBitsMasked
+from .shufflebits_otp import ShuffleBitsOtp
+
+__all__ = ["SCHEMES", "SCHEMES_BY_ID", "DEFAULT_SCHEME", "scheme_class"]
+
+SCHEMES: dict[str, type[Scheme]] = {
+    cls.name: cls for cls in (AesGcm, ShuffleBitsScheme, ShuffleBitsOtp, ShuffleBitsMasked)
+}
+SCHEMES_BY_ID: dict[int, type[Scheme]] = {cls.scheme_id: cls for cls in SCHEMES.values()}
+DEFAULT_SCHEME = AesGcm.name
+
+
+def scheme_class(name: str) -> type[Scheme]:
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise ValueError(f"unknown scheme {name!r}; choose one of {', '.join(SCHEMES)}") from None
