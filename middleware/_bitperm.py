@@ -41,13 +41,14 @@ class WordPermutation:
 
     __slots__ = ("_perm", "_byte_table", "_wide_tables")
 
-    def __init__(self, perm: Sequence[int] | np.ndarray) -> None:
-        self._perm = validate_permutation(perm)
+    def __init__(self, perm: Sequence[int] | np.ndarray, *, _trusted: bool = False) -> None:
+        # _trusted: perm is known-good (argsort output), skip validation on the hot path.
+        self._perm = np.asarray(perm, dtype=np.int64) if _trusted else validate_permutation(perm)
         self._byte_table: np.ndarray | None = None
         self._wide_tables: tuple[np.ndarray, np.ndarray] | None = None
 
     def inverse(self) -> "WordPermutation":
-        return WordPermutation(np.argsort(self._perm))
+        return WordPermutation(np.argsort(self._perm), _trusted=True)
 
     def byte_table(self) -> np.ndarray:
         """1024 uint32 entries: table[256*b + v] = output bits contributed by byte b == v."""

@@ -13,11 +13,8 @@ bit patterns, NaNs included, so never send them as JSON floats).
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._bitperm import WordPermutation
 from ._permutation_scheme import PermutationScheme, derive_key, keystream_words
-from .shufflebits_otp import message_permutation
+from .shufflebits_otp import PERMUTATION_WORDS, message_permutation, message_word_permutation
 
 __all__ = ["ShuffleBitsMasked"]
 
@@ -30,15 +27,15 @@ class ShuffleBitsMasked(PermutationScheme):
     key_size = 32
     nonce_size = 16
 
-    __slots__ = ("_perm_key", "_mask_key")
+    __slots__ = ("_stream_key",)
 
     def __init__(self, key: bytes) -> None:
         self._check_key(key, self.key_size)
         super().__init__(derive_key(bytes(key), f"{self.name}/mac"))
-        self._perm_key = derive_key(bytes(key), f"{self.name}/perm")
-        self._mask_key = derive_key(bytes(key), f"{self.name}/mask")
+        self._stream_key = derive_key(bytes(key), f"{self.name}/stream")
 
     def _message_keys(self, nonce: bytes, n_words: int, decrypt: bool):
-        perm = message_permutation(self._perm_key, nonce)
-        mask = keystream_words(self._mask_key, nonce, n_words)
-        return WordPermutation(np.argsort(perm) if decrypt else perm), mask
+        # One keystream per message: its first words order the permutation, the rest mask.
+        stream = keystream_words(self._stream_key, nonce, PERMUTATION_WORDS + n_words)
+        perm = message_permutation(stream)
+        return message_word_permutation(perm, decrypt), stream[PERMUTATION_WORDS:]

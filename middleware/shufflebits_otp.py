@@ -16,13 +16,20 @@ import numpy as np
 from ._bitperm import WordPermutation
 from ._permutation_scheme import PermutationScheme, derive_key, keystream_words
 
-__all__ = ["ShuffleBitsOtp", "message_permutation"]
+__all__ = ["ShuffleBitsOtp", "message_permutation", "message_word_permutation", "PERMUTATION_WORDS"]
 
 
-def message_permutation(perm_key: bytes, nonce: bytes) -> np.ndarray:
-    """A uniform permutation of 0..31: the order of 32 pseudo-random 64-bit sort keys."""
-    sort_keys = keystream_words(perm_key, nonce, 64).view(np.uint64)
-    return np.argsort(sort_keys, kind="stable")
+PERMUTATION_WORDS = 64  # 32 sort keys of 64 bits
+
+
+def message_permutation(stream: np.ndarray) -> np.ndarray:
+    """A uniform permutation of 0..31: the order of 32 pseudo-random 64-bit sort keys taken
+    from the first PERMUTATION_WORDS words of a message's keystream."""
+    return np.argsort(stream[:PERMUTATION_WORDS].view(np.uint64), kind="stable")
+
+
+def message_word_permutation(perm: np.ndarray, decrypt: bool) -> WordPermutation:
+    return WordPermutation(np.argsort(perm) if decrypt else perm, _trusted=True)
 
 
 class ShuffleBitsOtp(PermutationScheme):
@@ -41,5 +48,5 @@ class ShuffleBitsOtp(PermutationScheme):
         self._perm_key = derive_key(bytes(key), f"{self.name}/perm")
 
     def _message_keys(self, nonce: bytes, n_words: int, decrypt: bool):
-        perm = message_permutation(self._perm_key, nonce)
-        return WordPermutation(np.argsort(perm) if decrypt else perm), None
+        perm = message_permutation(keystream_words(self._perm_key, nonce, PERMUTATION_WORDS))
+        return message_word_permutation(perm, decrypt), None
