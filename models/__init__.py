@@ -1,0 +1,41 @@
+"""featurelock.models: synthetic data, model zoo, preprocessing and training.
+
+Names are imported lazily (PEP 562), so `import featurelock.models` stays cheap and the
+numpy-only parts (synthetic data, profiles) work without importing torch.
+
+    load_model(name, path=None, pretrained=True)     zoo: "reid-compact", "mobilenetv2-deepsort", "face"
+    decode_image(bytes, profile) / preprocess(uint8 NHWC, profile) -> float NCHW tensor
+    make_splits(...) / make_pedestrians(...)          synthetic pedestrians with attributes
+    evaluate(model, query, gallery) -> {"rank1", "mAP"}
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ATTRIBUTES": "synthetic", "UPPER_COLORS": "synthetic", "LOWER_COLORS": "synthetic",
+    "PedestrianSet": "synthetic", "ReidSplits": "synthetic", "make_splits": "synthetic",
+    "make_pedestrians": "synthetic",
+    "InputProfile": "profiles", "REID_128x64": "profiles", "DEEPSORT_224": "profiles",
+    "ARCFACE_112": "profiles",
+    "decode_image": "imaging", "decode_images": "imaging", "preprocess": "imaging",
+    "EmbeddingModel": "embedder", "OnnxEmbedder": "embedder",
+    "MODELS": "zoo", "DEFAULT_MODEL": "zoo", "ModelSpec": "zoo", "get_spec": "zoo",
+    "load_model": "zoo",
+    "reid_metrics": "evaluation", "evaluate": "evaluation",
+    "load_market1501": "market1501",
+    "ModelError": "errors", "UnsafeModelFileError": "errors", "ImageDecodeError": "errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

