@@ -9,7 +9,14 @@
      │                     status change, malformed keyset document.
      ├── KeyStoreError     a keyset could not be stored or loaded: key-encryption key missing or
      │                     wrong, unreadable file, cleartext refused without the insecure flag.
-     └── TenantError       the key registry has no keys for the tenant named.
+     ├── TenantError       the key registry has no keys for the tenant named.
+     │
+     │   defined beside the code that raises them (packages with heavy dependencies):
+     ├── ModelError            featurelock.models.errors: a model cannot be found/built/loaded
+     │   ├── UnsafeModelFileError   a file that would need arbitrary unpickling: refused
+     │   └── ImageDecodeError       bytes that are not a decodable image (or too large)
+     └── ExportError           featurelock.export.errors: export failed or is invalid
+         └── ParityError            exported outputs disagree with torch beyond tolerance
 
 Messages never contain key bytes. Third-party exceptions are translated at the boundary.
 """
