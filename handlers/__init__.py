@@ -1,0 +1,1 @@
+"""featurelock.handlers."""

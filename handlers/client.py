@@ -1,0 +1,120 @@
+"""A small client for a featurelock endpoint, with decryption through FeatureReader.
+
+    client = EndpointClient(ts.inference_url, "reid", tenant="acme", token=TOKEN,
+                            inference_key=ts.inference_key, version="1")
+    response = client.embed(png_bytes)                 # binary envelope
+    features = client.read(response, acme_keyset)      # (1, D) float32, decrypted
+
+Standard library only (http.client); one keep-alive connection per client and thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json as _json
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from featurelock.middleware import Context, FeatureReader, Keyset
+from featurelock.middleware.errors import DecryptionError
+
+__all__ = ["EndpointClient", "Response"]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self):
+        return _json.loads(self.body)
+
+
+class EndpointClient:
+    """POSTs images to /predictions/<model> with the tenant's credentials."""
+
+    def __init__(self, url: str, model: str, tenant: str | None, token: str | None,
+                 inference_key: str | None, *, version: str = "1", timeout: float = 30.0) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"url must be http(s)://host:port, got {url!r}")
+        self._https = parsed.scheme == "https"
+        self._host, self._port = parsed.hostname, parsed.port
+        self.model, self.version = model, version
+        self.tenant, self.token, self.inference_key = tenant, token, inference_key
+        self.timeout = timeout
+        self._local = threading.local()
+
+    @property
+    def context(self) -> Context:
+        return Context(self.model, self.version, self.tenant or "")
+
+    def embed(self, image: bytes, json: bool = False, *, accept_json: bool | None = None,
+              headers: dict[str, str] | None = None) -> Response:
+        """Send one image. json=True sends {"image": base64} and asks for the JSON envelope."""
+        if json:
+            body = _json.dumps({"image": base64.b64encode(image).decode("ascii")}).encode()
+            content_type = "application/json"
+        else:
+            body, content_type = image, "application/octet-stream"
+        want_json = json if accept_json is None else accept_json
+        all_headers = {"Content-Type": content_type,
+                       "Accept": "application/json" if want_json else "application/octet-stream"}
+        if self.tenant is not None:
+            all_headers["X-Featurelock-Tenant"] = self.tenant
+        if self.token is not None:
+            all_headers["X-Featurelock-Token"] = self.token
+        if self.inference_key is not None:
+            all_headers["Authorization"] = f"Bearer {self.inference_key}"
+        all_headers.update(headers or {})
+        return self.post(f"/predictions/{self.model}", body, all_headers)
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
+        for attempt in (0, 1):  # one retry when a kept-alive connection was closed by the server
+            conn = self._connection()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.getheader("connection", "").lower() == "close":
+                    self._drop()
+                return Response(resp.status, resp.getheader("content-type", ""), data,
+                                {k.lower(): v for k, v in resp.getheaders()})
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._drop()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def read(self, response: Response, keyset: Keyset) -> np.ndarray:
+        """Decrypt a successful response (binary or JSON envelope). DecryptionError otherwise."""
+        if not response.ok:
+            raise DecryptionError()
+        return FeatureReader(keyset).read(response.body, self.context)
+
+    def close(self) -> None:
+        self._drop()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,207 @@
+"""The TorchServe handler: image in, tenant-encrypted embedding out.
+
+Stages (never `handle`, which BaseHandler keeps):
+
+    initialize   read the `featurelock:` section, load EVERY tenant's keyset and token
+                 verifier (refuse to load on any problem), load the model on cuda:<gpu_id> or CPU
+    preprocess   per request: authenticate the tenant, parse the body, decode the image;
+                 a failing request gets its own 4xx and is left out of the batch
+    inference    one forward pass over the valid requests
+    postprocess  per request: FeatureProtector(tenant keyset).protect(row on its device) ->
+                 binary envelope (application/octet-stream) or, with `Accept:
+                 application/json`, the JSON envelope. Encryption failure -> 500, no features.
+
+Requests carry `X-Featurelock-Tenant` and `X-Featurelock-Token` (plus TorchServe's own
+`Authorization: Bearer <inference key>`). Missing -> 401, unknown tenant or wrong token -> 403.
+`scheme: plaintext` serves raw features as JSON; only for baselines and attack comparisons.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from featurelock.middleware import Context, Envelope, FeatureProtector, KeyRegistry, kek_from_uri
+from featurelock.middleware.errors import FeaturelockError
+from featurelock.models.errors import ImageDecodeError
+from featurelock.models.imaging import decode_image, preprocess
+
+from .errors import RequestError, ServerConfigError, error_body, public_error
+from .metrics_bridge import NullRecorder, handler_metrics, outcome_of
+from .request_parsing import TENANT_HEADER, TOKEN_HEADER, header, image_bytes, wants_json
+from .runners import load_runner
+from .serving_config import ServingConfig
+from .tenant_tokens import TenantTokens
+
+__all__ = ["EmbeddingHandler", "load_protectors"]
+
+log = logging.getLogger(__name__)
+
+BINARY = "application/octet-stream"
+JSON = "application/json"
+
+
+@dataclass
+class _Item:
+    tenant: str | None = None
+    json: bool = False
+    error: BaseException | None = None
+
+
+@dataclass
+class _Batch:
+    items: list[_Item]
+    valid: list[int] = field(default_factory=list)  # request indices in the model batch
+    inputs: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+
+
+def load_protectors(config: ServingConfig, registry_dir: str,
+                    tenants: list[str]) -> dict[str, FeatureProtector]:
+    """A protector per tenant; ServerConfigError unless every tenant has a usable keyset whose
+    primary key uses the configured scheme."""
+    kek_uri = os.environ.get(config.kek_env)
+    if not kek_uri:
+        raise ServerConfigError(f"no key-encryption key: ${config.kek_env} is not set")
+    try:
+        keysets = KeyRegistry(registry_dir, kek_from_uri(kek_uri)).load_all()
+    except (FeaturelockError, ValueError, TypeError) as exc:
+        raise ServerConfigError(f"cannot load the key registry: {exc}") from None
+    missing = sorted(set(tenants) - set(keysets))
+    if missing:
+        raise ServerConfigError(f"tenants without a keyset: {', '.join(missing)}")
+    if not tenants:
+        raise ServerConfigError("no tenants: add one with `featurelock tenants add`")
+    protectors = {}
+    for tenant in tenants:
+        primary = next(k for k in keysets[tenant].info() if k.primary)
+        if primary.scheme != config.scheme:
+            raise ServerConfigError(f"tenant {tenant!r}: primary key is {primary.scheme}, "
+                                    f"the model is configured for {config.scheme}")
+        protectors[tenant] = FeatureProtector(keysets[tenant])
+    return protectors
+
+
+class EmbeddingHandler(BaseHandler):
+    """See the module docstring. One response per request, always."""
+
+    metrics = NullRecorder()  # featurelock.handlers.metrics_bridge; set in initialize
+
+    def initialize(self, context: Any) -> None:
+        props = context.system_properties
+        self.config = ServingConfig.from_model_yaml(getattr(context, "model_yaml_config", None))
+        self.profile = self.config.input_profile()
+        registry_dir = os.environ.get(self.config.key_registry_env)
+        if not registry_dir:
+            raise ServerConfigError(f"no key registry: ${self.config.key_registry_env} is not set")
+        self.tokens = TenantTokens.load(registry_dir)
+        if self.config.plaintext:
+            self.protectors: dict[str, FeatureProtector] = {}
+            log.warning("featurelock: model %s serves PLAINTEXT features (scheme: plaintext); "
+                        "use only for baselines and attack comparisons", self.config.model)
+        else:
+            self.protectors = load_protectors(self.config, registry_dir, self.tokens.tenants())
+        model_path = Path(props["model_dir"]) / self.config.model_file
+        self.runner = load_runner(model_path, self.config.backend, props.get("gpu_id"),
+                                  self.profile, self.config.normalize)
+        self.device = self.runner.device
+        log.info("featurelock: serving %s v%s (%s on %s, scheme %s, %d tenants)",
+                 self.config.model, self.config.version, self.config.backend, self.device,
+                 self.config.scheme, len(self.tokens.tenants()))
+        self.metrics = handler_metrics(context, self.config.model, self.config.scheme)
+        self.initialized = True
+
+    # -- stages ------------------------------------------------------------------------
+    def preprocess(self, data: list) -> _Batch:
+        self._batch_started = perf_counter()
+        batch = _Batch(items=[_Item() for _ in data])
+        images = []
+        for idx, request in enumerate(data):
+            item = batch.items[idx]
+            headers = self.context.get_all_request_header(idx)
+            item.json = wants_json(headers)
+            try:
+                item.tenant = self.tokens.authenticate(header(headers, TENANT_HEADER),
+                                                       header(headers, TOKEN_HEADER))
+                t = perf_counter()
+                raw = image_bytes(request, self.config.max_body_bytes)
+                images.append(decode_image(raw, self.profile, self.config.max_pixels))
+                self.metrics.observe("decode", perf_counter() - t)
+                batch.valid.append(idx)
+            except (RequestError, ImageDecodeError) as exc:
+                item.error = exc
+            except Exception as exc:  # this request fails alone (500); the batch goes on
+                log.exception("request %d: unexpected error while decoding", idx)
+                item.error = exc
+        log.info("featurelock batch: %d requests, %d valid", len(data), len(images))
+        if images:
+            t = perf_counter()
+            batch.inputs = preprocess(np.stack(images), self.profile)
+            self.metrics.observe("preprocess", perf_counter() - t)
+        return batch
+
+    def inference(self, batch: _Batch, *args: Any, **kwargs: Any) -> _Batch:
+        if batch.inputs is not None:
+            t = perf_counter()
+            batch.features = self.runner(batch.inputs)
+            self.metrics.observe("inference", perf_counter() - t)
+        return batch
+
+    def postprocess(self, batch: _Batch) -> list:
+        rows = {idx: row for row, idx in enumerate(batch.valid)}
+        out: list = []
+        for idx, item in enumerate(batch.items):
+            if item.error is None and batch.features is not None:
+                try:
+                    row = batch.features[rows[idx]: rows[idx] + 1]
+                    out.append(self._respond(idx, item, row))
+                    continue
+                except FeaturelockError as exc:  # EncryptionError: fail closed, no features
+                    log.error("request %d: %s", idx, exc)
+                    item.error = exc
+            out.append(self._error(idx, item.error or RuntimeError("no features")))
+        for item, body in zip(batch.items, out):
+            self.metrics.count(outcome_of(item.error))
+            if item.error is None:
+                self.metrics.add_bytes(len(body))
+        self.metrics.observe("handler", perf_counter() - self._batch_started)
+        return out
+
+    # -- responses ---------------------------------------------------------------------
+    def _respond(self, idx: int, item: _Item, row: torch.Tensor) -> bytes | bytearray | str:
+        if self.config.plaintext:
+            self.context.set_response_content_type(idx, JSON)
+            t = perf_counter()
+            body = json.dumps({"features": row.detach().cpu().tolist(), "shape": list(row.shape)})
+            self.metrics.observe("serialise", perf_counter() - t)
+            return body
+        t = perf_counter()
+        context = Context(self.config.model, self.config.version, item.tenant or "")
+        envelope = self.protectors[item.tenant].protect(row, context)
+        self.metrics.observe("encrypt", perf_counter() - t)
+        self.context.set_response_status(200, "OK", idx)
+        if item.json:
+            self.context.set_response_content_type(idx, JSON)
+            t = perf_counter()
+            body = Envelope.from_bytes(envelope).to_json()
+            self.metrics.observe("serialise", perf_counter() - t)
+            return body
+        self.context.set_response_content_type(idx, BINARY)
+        return envelope
+
+    def _error(self, idx: int, exc: BaseException) -> str:
+        status, phrase, message = public_error(exc)
+        if status < 500:
+            log.info("request %d rejected (%d): %s", idx, status, type(exc).__name__)
+        self.context.set_response_status(status, phrase, idx)
+        self.context.set_response_content_type(idx, JSON)
+        return error_body(status, message)

@@ -1,0 +1,45 @@
+"""`featurelock package`: an export directory or model file -> a keyless TorchServe .mar."""
+
+from __future__ import annotations
+
+import argparse
+
+from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES
+
+from .packaging import build_mar, resolve_model
+from .serving_config import DEFAULT_KEK_ENV, DEFAULT_REGISTRY_ENV, PLAINTEXT
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", required=True,
+                        help="export directory (with model.json) or a TorchScript/ONNX file")
+    parser.add_argument("--scheme", choices=[*SCHEMES, PLAINTEXT], default=DEFAULT_SCHEME,
+                        help="encryption scheme; plaintext only for baselines/attack comparisons")
+    parser.add_argument("--name", required=True, help="model name (bound into every envelope)")
+    parser.add_argument("--version", default="1", help="model version (bound into envelopes)")
+    parser.add_argument("--out", required=True, help="model store directory")
+    parser.add_argument("--backend", choices=["torchscript", "onnx"], default=None,
+                        help="which file of an export directory to serve (default: torchscript)")
+    parser.add_argument("--profile", default=None,
+                        help="zoo model whose input profile a bare model file uses "
+                             "(default: reid-compact)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-batch-delay", type=int, default=5, help="milliseconds")
+    parser.add_argument("--response-timeout", type=int, default=30, help="seconds")
+    parser.add_argument("--key-registry-env", default=DEFAULT_REGISTRY_ENV,
+                        help="environment variable naming the key registry directory at serve time")
+    parser.add_argument("--kek-env", default=DEFAULT_KEK_ENV,
+                        help="environment variable holding the KEK URI at serve time")
+    parser.add_argument("--force", action="store_true", help="replace an existing .mar")
+
+
+def run(args: argparse.Namespace) -> int:
+    source = resolve_model(args.model_dir, args.backend, args.profile)
+    mar = build_mar(source, args.scheme, args.name, args.version, args.out, force=args.force,
+                    serving={"key_registry_env": args.key_registry_env, "kek_env": args.kek_env},
+                    batchSize=args.batch_size, maxBatchDelay=args.max_batch_delay,
+                    responseTimeout=args.response_timeout)
+    print(f"wrote {mar} ({source.backend}, scheme {args.scheme}; no keys inside)")
+    return 0

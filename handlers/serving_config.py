@@ -1,0 +1,98 @@
+"""The `featurelock:` section of a model-config.yaml: what a worker serves, and how.
+
+    featurelock:
+      scheme: aes-256-gcm            # a middleware scheme, or `plaintext` (baselines only)
+      model: reid-compact            # name and version bound into every envelope's context
+      version: "1"
+      model_file: model.ts           # inside the .mar
+      backend: torchscript           # torchscript | onnx
+      normalize: false               # L2-normalise outputs (ONNX outputs always are)
+      profile: {name: reid-128x64, height: 128, width: 64, mean: [...], std: [...],
+                channel_order: RGB}
+      key_registry_env: FEATURELOCK_KEY_REGISTRY   # env var naming the registry directory
+      kek_env: FEATURELOCK_KEK                     # env var holding the KEK URI
+      max_body_bytes: 8388608
+      max_pixels: 16000000
+
+Keys are never part of this section nor of the .mar: the worker finds them through the
+environment at start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from featurelock.middleware.schemes import SCHEMES
+
+from .errors import ServerConfigError
+
+__all__ = ["ServingConfig", "PLAINTEXT", "BACKENDS", "DEFAULT_REGISTRY_ENV", "DEFAULT_KEK_ENV"]
+
+PLAINTEXT = "plaintext"
+BACKENDS = ("torchscript", "onnx")
+DEFAULT_REGISTRY_ENV = "FEATURELOCK_KEY_REGISTRY"
+DEFAULT_KEK_ENV = "FEATURELOCK_KEK"
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 16_000_000
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    scheme: str
+    model: str
+    version: str
+    model_file: str
+    backend: str
+    profile: dict[str, Any] = field(repr=False)
+    normalize: bool = False
+    key_registry_env: str = DEFAULT_REGISTRY_ENV
+    kek_env: str = DEFAULT_KEK_ENV
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.scheme != PLAINTEXT and self.scheme not in SCHEMES:
+            raise ServerConfigError(f"featurelock.scheme must be one of "
+                                    f"{', '.join([*SCHEMES, PLAINTEXT])}, got {self.scheme!r}")
+        if self.backend not in BACKENDS:
+            raise ServerConfigError(f"featurelock.backend must be one of {', '.join(BACKENDS)}, "
+                                    f"got {self.backend!r}")
+        for name in ("model", "version", "model_file", "key_registry_env", "kek_env"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ServerConfigError(f"featurelock.{name} must be a non-empty string")
+        for name in ("max_body_bytes", "max_pixels"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ServerConfigError(f"featurelock.{name} must be a positive integer")
+
+    @property
+    def plaintext(self) -> bool:
+        return self.scheme == PLAINTEXT
+
+    def input_profile(self):
+        from featurelock.models.profiles import InputProfile
+
+        try:
+            return InputProfile.from_dict(self.profile)
+        except ValueError as exc:
+            raise ServerConfigError(f"featurelock.profile: {exc}") from None
+
+    @classmethod
+    def from_model_yaml(cls, model_yaml: dict[str, Any] | None) -> "ServingConfig":
+        section = (model_yaml or {}).get("featurelock")
+        if not isinstance(section, dict):
+            raise ServerConfigError("model-config.yaml has no `featurelock:` section")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(section) - known
+        if unknown:
+            raise ServerConfigError(f"unknown featurelock keys: {', '.join(sorted(unknown))}")
+        try:
+            values = dict(section)
+            values["version"] = str(values.get("version", ""))
+            return cls(**values)
+        except TypeError as exc:
+            raise ServerConfigError(f"featurelock section: {exc}") from None
+
+    def to_yaml_section(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}

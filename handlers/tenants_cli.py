@@ -1,0 +1,100 @@
+"""`featurelock tenants add|list|remove`: API consumers = a keyset + an access token.
+
+    featurelock tenants add --registry DIR --tenant acme [--scheme S] [--kek URI]
+
+`add` creates the tenant's keyset in the key registry (wrapped under the KEK from --kek or
+$FEATURELOCK_KEK; cleartext only with --insecure-cleartext) and prints a new access token ONCE.
+Only its SHA-256 verifier is stored, in DIR/tenants.json (mode 0600, written atomically).
+`add --rotate-token` issues a new token for an existing tenant (the old one stops working when
+the model's workers restart). `remove` revokes the token; the keyset file is kept (so stored
+envelopes stay readable) unless --delete-keyset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from featurelock.middleware import KeyRegistry, kek_from_uri
+from featurelock.middleware.errors import KeyStoreError, TenantError
+from featurelock.middleware.registry import validate_tenant
+from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES
+
+from .tenant_tokens import TenantTokens
+
+__all__ = ["configure", "run", "add_tenant"]
+
+KEK_ENV = "FEATURELOCK_KEK"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, help_ in (("add", "create a tenant's keyset and print its access token once"),
+                        ("list", "list tenants (never tokens or keys)"),
+                        ("remove", "revoke a tenant's token")):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--registry", type=Path, required=True, help="key registry directory")
+        if name != "list":
+            p.add_argument("--tenant", required=True)
+        if name == "add":
+            p.add_argument("--scheme", choices=list(SCHEMES), default=DEFAULT_SCHEME)
+            p.add_argument("--kek", default=None,
+                           help=f"KEK URI: env:NAME, file:PATH or pkcs11:... (default: ${KEK_ENV})")
+            p.add_argument("--insecure-cleartext", action="store_true",
+                           help="store the keyset unencrypted (development only)")
+            p.add_argument("--rotate-token", action="store_true",
+                           help="issue a new token for an existing tenant (keyset unchanged)")
+        if name == "remove":
+            p.add_argument("--delete-keyset", action="store_true",
+                           help="also delete the keyset file (its envelopes become unreadable)")
+
+
+def add_tenant(registry: str | os.PathLike, tenant: str, scheme: str = DEFAULT_SCHEME,
+               kek_uri: str | None = None, *, insecure_cleartext: bool = False,
+               rotate_token: bool = False) -> str:
+    """Create the tenant's keyset (unless rotating) and return its new token."""
+    validate_tenant(tenant)
+    uri = kek_uri or os.environ.get(KEK_ENV)
+    if not uri and not insecure_cleartext:
+        raise KeyStoreError(f"no key-encryption key: pass --kek URI or set {KEK_ENV} "
+                            "(or --insecure-cleartext for development)")
+    tokens = TenantTokens.load(registry, missing_ok=True)
+    if not rotate_token:
+        if tenant in tokens.tenants():
+            raise TenantError(f"tenant {tenant!r} exists; use --rotate-token for a new token")
+        kek = kek_from_uri(uri) if uri else None
+        KeyRegistry(registry, kek, allow_cleartext=insecure_cleartext).create(tenant, scheme)
+    elif tenant not in tokens.tenants():
+        raise TenantError(f"no tenant {tenant!r} to rotate")
+    token = tokens.issue(tenant)
+    tokens.save()
+    return token
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "add":
+        token = add_tenant(args.registry, args.tenant, args.scheme, args.kek,
+                           insecure_cleartext=args.insecure_cleartext,
+                           rotate_token=args.rotate_token)
+        what = "new token" if args.rotate_token else f"keyset ({args.scheme}) and token"
+        print(f"tenant {args.tenant}: {what} created. The token is shown ONCE; store it now:")
+        print(token)
+        return 0
+    tokens = TenantTokens.load(args.registry, missing_ok=True)
+    if args.action == "list":
+        keysets = set(KeyRegistry(args.registry, None).tenants())
+        for tenant in sorted(set(tokens.tenants()) | keysets):
+            state = []
+            state.append("token" if tenant in tokens.tenants() else "NO TOKEN")
+            state.append("keyset" if tenant in keysets else "NO KEYSET")
+            print(f"{tenant}\t{', '.join(state)}")
+        return 0
+    validate_tenant(args.tenant)
+    if not tokens.remove(args.tenant):
+        raise TenantError(f"no tenant {args.tenant!r}")
+    tokens.save()
+    if args.delete_keyset:
+        KeyRegistry(args.registry, None).path(args.tenant).unlink(missing_ok=True)
+    print(f"tenant {args.tenant}: token revoked{' and keyset deleted' if args.delete_keyset else ''}")
+    return 0

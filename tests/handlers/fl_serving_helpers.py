@@ -1,0 +1,83 @@
+"""Helpers shared by the serving tests: a small exported model, images, tenants, references."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from featurelock.export.bundle import export_model
+from featurelock.handlers.tenant_tokens import TenantTokens
+from featurelock.handlers.tenants_cli import add_tenant
+from featurelock.middleware import KeyRegistry, generate_kek_material, kek_from_uri
+from featurelock.models.embedder import OnnxEmbedder
+from featurelock.models.imaging import decode_image, preprocess
+from featurelock.models.model_files import load_onnx_session, load_torchscript
+from featurelock.models.synthetic import make_pedestrians
+from featurelock.models.zoo import DEFAULT_WEIGHTS, load_model
+
+SCHEMES = ("aes-256-gcm", "shufflebits", "shufflebits-otp", "shufflebits-masked")
+
+
+def png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def pedestrian_pngs(n: int, seed: int = 7) -> list[bytes]:
+    return [png(img) for img in make_pedestrians(n, n_ids=n, seed=seed).images]
+
+
+def export_default_model(out_dir: Path):
+    """The default model (trained weights when present, else a seeded random init)."""
+    torch.manual_seed(0)
+    model = load_model("reid-compact", pretrained=DEFAULT_WEIGHTS.is_file())
+    return export_model(model, out_dir, batch_sizes=(1, 2))
+
+
+def file_kek(directory: Path) -> str:
+    path = directory / "kek"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(generate_kek_material())
+    return f"file:{path}"
+
+
+def make_registry(directory: Path, scheme: str, kek_uri: str,
+                  tenants=("acme", "globex")) -> dict[str, str]:
+    """Tenants with keysets of `scheme`; returns tenant -> token."""
+    return {t: add_tenant(directory, t, scheme, kek_uri) for t in tenants}
+
+
+def keyset(directory: Path, kek_uri: str, tenant: str):
+    return KeyRegistry(directory, kek_from_uri(kek_uri)).keyset(tenant)
+
+
+class Reference:
+    """Local inference with the same file, decoding and preprocessing as the server."""
+
+    def __init__(self, model_file: Path, backend: str, profile) -> None:
+        self.profile = profile
+        if backend == "onnx":
+            embedder = OnnxEmbedder(load_onnx_session(model_file), profile, "ref", "")
+            self._run = lambda x: embedder.run(x.numpy())
+        else:
+            module = load_torchscript(model_file)
+
+            def run(x):
+                with torch.inference_mode():
+                    return module(x).numpy()
+            self._run = run
+
+    def __call__(self, images: list[bytes]) -> np.ndarray:
+        batch = np.stack([decode_image(b, self.profile) for b in images])
+        return self._run(preprocess(batch, self.profile))
+
+
+__all__ = ["SCHEMES", "png", "pedestrian_pngs", "export_default_model", "file_kek",
+           "make_registry", "keyset", "Reference", "TenantTokens"]
