@@ -3,6 +3,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+LOADTEST_ARGS ?=
 
 .PHONY: venv demo test test-fast bench loadtest clean
 
@@ -28,6 +29,11 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/featurelock bench
+	$(PY) -m featurelock.handlers.bench_endpoint --requests 200 --worker-threads 1
+
+# Headless locust against one TorchServe on 127.0.0.1: plaintext vs each scheme, alternating.
+loadtest: $(STAMP)
+	$(PY) -m load_tests.run $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

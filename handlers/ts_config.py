@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from importlib.resources import files
 from string import Template
 
-__all__ = ["Ports", "render_config", "DEFAULT_PORTS", "MAX_REQUEST_SIZE"]
+__all__ = ["Ports", "render_config", "DEFAULT_PORTS", "MAX_REQUEST_SIZE", "METRICS_CONFIG"]
 
 MAX_REQUEST_SIZE = 10 * 1024 * 1024
 
@@ -37,8 +38,9 @@ load_models=${load_models}
 # No per-model pip installs, no env-var overrides of this file, no config snapshots.
 install_py_dep_per_model=false
 enable_envvars_config=false
-# Prometheus metrics on the (loopback) metrics port.
+# Prometheus metrics on the (loopback) metrics port, featurelock's metrics declared.
 metrics_mode=prometheus
+metrics_config=${metrics_config}
 # Bodies beyond this are refused by the frontend (413) before reaching a worker.
 max_request_size=${max_request_size}
 max_response_size=${max_request_size}
@@ -58,11 +60,15 @@ class Ports:
 
 DEFAULT_PORTS = Ports()
 EXAMPLE_MODEL_STORE = "/srv/featurelock/model-store"
+EXAMPLE_METRICS_CONFIG = "/srv/featurelock/metrics.yaml"
+# TorchServe's defaults plus featurelock's series; without it the frontend drops our metrics.
+METRICS_CONFIG = Path(str(files("featurelock.serve_config") / "metrics.yaml"))
 
 
 def render_config(model_store: str | Path, models: list[str] | None = None,
                   ports: Ports = DEFAULT_PORTS, *, token_expiration_min: int = 60,
-                  max_request_size: int = MAX_REQUEST_SIZE, job_queue_size: int = 100) -> str:
+                  max_request_size: int = MAX_REQUEST_SIZE, job_queue_size: int = 100,
+                  metrics_config: str | Path = METRICS_CONFIG) -> str:
     """config.properties text. `models`: .mar file names in the store (None: all of them)."""
     store = Path(model_store).resolve()
     return _TEMPLATE.substitute(
@@ -71,7 +77,8 @@ def render_config(model_store: str | Path, models: list[str] | None = None,
         grpc_management_port=ports.grpc_management, token_expiration_min=token_expiration_min,
         model_store=_escape(str(store)), allowed_urls=_escape(f"file://{re.escape(str(store))}/.*\\.mar"),
         load_models=",".join(models) if models else "all",
-        max_request_size=max_request_size, job_queue_size=job_queue_size)
+        max_request_size=max_request_size, job_queue_size=job_queue_size,
+        metrics_config=_escape(str(metrics_config)))
 
 
 def _escape(value: str) -> str:

@@ -71,7 +71,7 @@ class PermutationScheme(Scheme):
         perm, mask = self._message_keys(nonce, n_words, decrypt=False)
         payload = out[: 4 * n_words]
         target = np.frombuffer(payload, dtype=np.uint32)
-        if type(features).__module__.startswith("torch"):
+        if type(features).__module__.startswith("torch") and features.device.type != "cpu":
             self._permute_on_device(features, perm, mask, target)
         else:
             words = host_array(features).reshape(-1).view(np.uint32)
@@ -83,7 +83,8 @@ class PermutationScheme(Scheme):
     @staticmethod
     def _permute_on_device(features: Any, perm: WordPermutation, mask: np.ndarray | None,
                            target: np.ndarray) -> None:
-        # Plaintext stays on its device; only ciphertext is copied to host memory.
+        # Plaintext stays on its accelerator; only ciphertext is copied to host memory.
+        # (CPU tensors take the faster numpy path: .numpy() shares their memory.)
         from ._bitperm_torch import float32_words, permute_words, xor_words
 
         words = float32_words(features).reshape(-1)

@@ -17,7 +17,8 @@ from featurelock.handlers.packaging import PackageError, check_no_keys
 from featurelock.handlers.request_parsing import header, image_bytes, wants_json
 from featurelock.handlers.serving_config import ServingConfig
 from featurelock.handlers.tenant_tokens import TenantTokens, verifier
-from featurelock.handlers.ts_config import EXAMPLE_MODEL_STORE, render_config
+from featurelock.handlers.ts_config import (EXAMPLE_METRICS_CONFIG, EXAMPLE_MODEL_STORE,
+                                            METRICS_CONFIG, render_config)
 from featurelock.middleware.errors import EncryptionError, KeyStoreError
 from featurelock.models.errors import ImageDecodeError
 from featurelock.models.profiles import REID_128x64
@@ -114,8 +115,9 @@ def test_serving_config_validation():
 
 
 def test_rendered_config_is_hardened_and_matches_serve_config():
-    text = render_config(EXAMPLE_MODEL_STORE)
+    text = render_config(EXAMPLE_MODEL_STORE, metrics_config=EXAMPLE_METRICS_CONFIG)
     assert (REPO / "serve_config" / "config.properties").read_text() == text
+    assert METRICS_CONFIG.is_file() and f"metrics_config={METRICS_CONFIG}" in render_config("/m")
     props = dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
     for key in ("inference_address", "management_address", "metrics_address"):
         assert props[key].startswith("http://127.0.0.1:")

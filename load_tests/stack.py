@@ -1,0 +1,129 @@
+"""A throwaway serving stack on loopback: exported model, test keys, one .mar per endpoint,
+and a TorchServe that publishes featurelock's metrics (serve_config/metrics.yaml).
+
+    with Stack.build(workdir) as stack:        # starts TorchServe; stops it on exit
+        stack.endpoints["aes-256-gcm"].model    # "ts-aes-256-gcm"
+        stack.ts.metrics_url
+
+Keys are generated per run under `workdir` (a file KEK, one registry per scheme) and are for
+testing only.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+SCHEMES = ("aes-256-gcm", "shufflebits", "shufflebits-otp", "shufflebits-masked")
+PLAINTEXT = "plaintext"
+TENANT = "loadtest"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One served model: what a locust user needs to call and check it."""
+
+    scheme: str
+    model: str            # TorchServe model name
+    fl_model: str         # the model name bound into envelopes
+    version: str
+    registry: str         # key registry directory of its tenant
+    token: str
+
+    @property
+    def plaintext(self) -> bool:
+        return self.scheme == PLAINTEXT
+
+
+def sample_images(n: int = 16, seed: int = 7) -> list[bytes]:
+    """PNG bytes of synthetic pedestrians (128x64, the model's input size)."""
+    from PIL import Image
+
+    from featurelock.models.synthetic import make_pedestrians
+
+    out = []
+    for img in make_pedestrians(n, n_ids=n, seed=seed).images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+def _file_kek(directory: Path) -> str:
+    from featurelock.middleware import generate_kek_material
+
+    path = directory / "kek"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(generate_kek_material())
+    return f"file:{path}"
+
+
+def _reg_env(scheme: str) -> str:
+    return "FL_LOAD_REG_" + scheme.replace("-", "_").upper()
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    kek: str
+    endpoints: dict[str, Endpoint]
+    env: dict[str, str]
+    store: Path
+    batch_size: int = 8
+    ts: object = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, workdir: str | Path, schemes: Sequence[str] = (PLAINTEXT, *SCHEMES), *,
+              batch_size: int = 8, max_batch_delay: int = 5) -> "Stack":
+        """Export the default model, make keys and one .mar per scheme under `workdir`."""
+        import torch
+
+        from featurelock.export.bundle import export_model
+        from featurelock.handlers.packaging import build_mar, resolve_model
+        from featurelock.handlers.tenants_cli import add_tenant
+        from featurelock.models.zoo import DEFAULT_WEIGHTS, load_model
+
+        root = Path(workdir).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        export_dir = root / "export"
+        if not (export_dir / "model.json").is_file():
+            torch.manual_seed(0)
+            model = load_model("reid-compact", pretrained=DEFAULT_WEIGHTS.is_file())
+            export_model(model, export_dir, formats_=("torchscript",), batch_sizes=(1, 2))
+        source = resolve_model(export_dir, "torchscript")
+        kek = _file_kek(root)
+        store = root / "store"
+        endpoints, env = {}, {"FEATURELOCK_KEK": kek}
+        for scheme in schemes:
+            key_scheme = SCHEMES[0] if scheme == PLAINTEXT else scheme
+            registry = root / f"reg-{scheme}"
+            token = add_tenant(registry, TENANT, key_scheme, kek, rotate_token=registry.exists())
+            env[_reg_env(scheme)] = str(registry)
+            name = f"ts-{scheme}"
+            build_mar(source, scheme, name, "1", store, force=True,
+                      serving={"key_registry_env": _reg_env(scheme)},
+                      batchSize=batch_size, maxBatchDelay=max_batch_delay)
+            endpoints[scheme] = Endpoint(scheme, name, name, "1", str(registry), token)
+        return cls(root, kek, endpoints, env, store, batch_size)
+
+    def __enter__(self) -> "Stack":
+        from featurelock.handlers.server import TorchServeProcess
+
+        models = [f"{e.model}.mar" for e in self.endpoints.values()]
+        self.ts = TorchServeProcess(self.store, models, env=self.env, startup_timeout=240)
+        self.ts.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ts is not None:
+            self.ts.stop()
+
+    def keyset(self, scheme: str):
+        from featurelock.middleware import KeyRegistry, kek_from_uri
+
+        return KeyRegistry(self.endpoints[scheme].registry, kek_from_uri(self.kek)).keyset(TENANT)

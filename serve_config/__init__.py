@@ -1,0 +1,1 @@
+"""featurelock.serve_config: TorchServe, Prometheus and metrics configuration shipped as package data."""

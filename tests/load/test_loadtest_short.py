@@ -1,0 +1,72 @@
+"""A short run of `make loadtest` (tens of seconds), so the locustfile and runner cannot rot,
+and proof that the locust users really mark bad responses as failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # load_tests/ is not an installed package
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
+
+
+def test_short_ab_load_run_writes_csv_and_a_summary(tmp_path):
+    pytest.importorskip("locust")
+    pytest.importorskip("ts")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "load_tests.run", "--users", "2", "--duration", "3",
+         "--rounds", "1", "--schemes", "aes-256-gcm", "shufflebits-otp", "--sample-every", "5",
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=360)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads((out / "summary.json").read_text())
+    assert [r["scheme"] for r in doc["runs"]] == ["plaintext", "aes-256-gcm", "plaintext",
+                                                  "shufflebits-otp", "plaintext"]
+    assert doc["failures"] == 0 and all(r["requests"] > 0 for r in doc["runs"])
+    for scheme in ("aes-256-gcm", "shufflebits-otp"):
+        entry = doc["summary"][scheme]
+        assert entry["throughput"] > 0 and entry["p50"] > 0 and entry["p95"] > 0
+        assert 0 < entry["encrypt_share"] < 1 and 0 < entry["encrypt_p50_s"] < 0.05
+    assert (out / "01-aes-256-gcm_stats.csv").is_file()
+    assert (out / "01-aes-256-gcm_stats_history.csv").is_file()
+    assert "throughput ratio" in proc.stdout or "thr ratio" in proc.stdout
+    assert "encrypt share" in proc.stdout or "enc share" in proc.stdout
+    assert not list(out.glob("*.config.json"))  # the run configs name the KEK file: removed
+
+
+def test_responses_that_do_not_decrypt_are_locust_failures(tmp_path):
+    pytest.importorskip("locust")
+    pytest.importorskip("ts")
+    from load_tests.stack import Stack
+
+    with Stack.build(tmp_path / "stack", ("plaintext", "aes-256-gcm")) as stack:
+        images = []
+        from load_tests.stack import TENANT, sample_images
+
+        for i, img in enumerate(sample_images(2)):
+            images.append(str(tmp_path / f"{i}.png"))
+            Path(images[-1]).write_bytes(img)
+        aes = stack.endpoints["aes-256-gcm"]
+        # The aes endpoint, checked with the plaintext endpoint's registry: a different keyset.
+        wrong = dict(aes.__dict__, registry=stack.endpoints["plaintext"].registry)
+        cfg = {"endpoint": wrong, "kek": stack.kek, "tenant": TENANT, "dim": 256,
+               "inference_key": stack.ts.inference_key, "images": images, "sample_every": 1,
+               "latency_out": str(tmp_path / "lat.json")}
+        (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+        proc = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(REPO / "load_tests" / "locustfile.py"),
+             "--headless", "-u", "1", "-r", "1", "-t", "2s", "--host", stack.ts.inference_url,
+             "--csv", str(tmp_path / "bad"), "--only-summary", "EncryptedUser"],
+            env=dict(os.environ, FL_LOAD_CONFIG=str(tmp_path / "cfg.json")),
+            capture_output=True, text=True, timeout=120)
+    failures = (tmp_path / "bad_failures.csv").read_text()
+    assert "envelope does not decrypt" in failures, proc.stderr[-2000:]
+    assert proc.returncode == 1  # locust exits 1 when any request failed
