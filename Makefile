@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/featurelock demo
+	$(VENV)/bin/featurelock demo --workdir out/demo
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

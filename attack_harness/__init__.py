@@ -1,1 +1,39 @@
-"""featurelock.attack_harness."""
+"""featurelock.attack_harness — attack an endpoint as a black box and report what leaks.
+
+    targets = local_targets(["plaintext", "aes-256-gcm"], model.embed)     # or HttpTarget(...)
+    result = run_scan(targets, ScanConfig(budget=600), synthetic_data(600), evaluator)
+    write_reports(result, "scan-out"); result.exit_status()
+
+Names are imported lazily (PEP 562): importing the package loads neither torch nor the data.
+The console entry point is `featurelock scan` (featurelock.attack_harness.cli).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Target": "targets", "LocalTarget": "targets", "HttpTarget": "targets",
+    "MeteredTarget": "targets", "CachedEmbedder": "targets", "local_targets": "targets",
+    "REPRESENTATIONS": "representations", "represent": "representations",
+    "ScanConfig": "scan", "ScanResult": "scan", "run_scan": "scan",
+    "AttackData": "data", "synthetic_data": "data", "load_dataset": "data",
+    "ZooEvaluator": "reference", "PixelEmbedder": "reference",
+    "write_reports": "report", "summary_table": "report",
+    "run_attack_demo": "demo",
+    "ssim": "metrics", "psnr": "metrics", "balanced_accuracy": "metrics",
+    "ScanError": "errors", "TargetError": "errors", "BudgetExceeded": "errors",
+    "DatasetError": "errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -92,7 +92,8 @@ class TorchServeProcess:
         if not self.models:
             raise ServerStartError(f"no .mar files in {self.model_store}")
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="featurelock-ts-"))
+        # Absolute: TorchServe runs in the work directory, so relative paths would break.
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="featurelock-ts-")).resolve()
         self.env_overrides = dict(env or {})
         self.ports = ports or Ports(*free_ports(5))
         self.startup_timeout = startup_timeout

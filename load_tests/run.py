@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from .server_metrics import ServerMetrics, scrape
-from .stack import PLAINTEXT, SCHEMES, TENANT, Stack, sample_images
+from featurelock.handlers.stack import PLAINTEXT, SCHEMES, TENANT, Stack, sample_images
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 THROUGHPUT_TARGET = 0.98

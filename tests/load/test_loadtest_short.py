@@ -17,9 +17,19 @@ sys.path.insert(0, str(REPO))  # load_tests/ is not an installed package
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
 
 
+def _require(*modules: str) -> None:
+    """Skip without locust/TorchServe, WITHOUT importing them: locust monkey-patches the
+    interpreter with gevent at import, which deadlocks a process that already runs threads
+    (as the rest of the suite leaves behind). locust always runs in its own process here."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
+
+
 def test_short_ab_load_run_writes_csv_and_a_summary(tmp_path):
-    pytest.importorskip("locust")
-    pytest.importorskip("ts")
+    _require("locust", "ts")
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "load_tests.run", "--users", "2", "--duration", "3",
@@ -43,13 +53,12 @@ def test_short_ab_load_run_writes_csv_and_a_summary(tmp_path):
 
 
 def test_responses_that_do_not_decrypt_are_locust_failures(tmp_path):
-    pytest.importorskip("locust")
-    pytest.importorskip("ts")
-    from load_tests.stack import Stack
+    _require("locust", "ts")
+    from featurelock.handlers.stack import Stack
 
     with Stack.build(tmp_path / "stack", ("plaintext", "aes-256-gcm")) as stack:
         images = []
-        from load_tests.stack import TENANT, sample_images
+        from featurelock.handlers.stack import TENANT, sample_images
 
         for i, img in enumerate(sample_images(2)):
             images.append(str(tmp_path / f"{i}.png"))

@@ -39,7 +39,7 @@ def _prometheus() -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     pytest.importorskip("ts")
-    from load_tests.stack import Stack
+    from featurelock.handlers.stack import Stack
 
     root = tmp_path_factory.mktemp("metrics-e2e")
     with Stack.build(root, ("plaintext", "aes-256-gcm"), max_batch_delay=2) as st:
@@ -51,7 +51,7 @@ class _Traffic:
 
     def __init__(self, stack, threads: int = 2, limit: int = 3000) -> None:
         from featurelock.handlers.client import EndpointClient
-        from load_tests.stack import TENANT, sample_images
+        from featurelock.handlers.stack import TENANT, sample_images
 
         self.images = sample_images(8)
         self.clients = [EndpointClient(stack.ts.inference_url, ep.model, TENANT, ep.token,
@@ -89,7 +89,7 @@ class _Traffic:
 
 def test_featurelock_series_are_on_torchserves_own_metrics_page(stack):
     from featurelock.handlers.client import EndpointClient
-    from load_tests.stack import TENANT, sample_images
+    from featurelock.handlers.stack import TENANT, sample_images
 
     ep = stack.endpoints["aes-256-gcm"]
     c = EndpointClient(stack.ts.inference_url, ep.model, TENANT, ep.token, stack.ts.inference_key)

@@ -1,5 +1,6 @@
-"""A throwaway serving stack on loopback: exported model, test keys, one .mar per endpoint,
-and a TorchServe that publishes featurelock's metrics (serve_config/metrics.yaml).
+"""A throwaway serving stack on loopback, for load tests, the demo and e2e tests: the exported
+default model, fresh keys, one .mar per scheme (plaintext baseline included), and a TorchServe
+that publishes featurelock's metrics.
 
     with Stack.build(workdir) as stack:        # starts TorchServe; stops it on exit
         stack.endpoints["aes-256-gcm"].model    # "ts-aes-256-gcm"
@@ -19,7 +20,7 @@ from typing import Sequence
 
 SCHEMES = ("aes-256-gcm", "shufflebits", "shufflebits-otp", "shufflebits-masked")
 PLAINTEXT = "plaintext"
-TENANT = "loadtest"
+TENANT = "consumer"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Endpoint:
     version: str
     registry: str         # key registry directory of its tenant
     token: str
+    tenant: str = TENANT
 
     @property
     def plaintext(self) -> bool:
@@ -64,7 +66,7 @@ def _file_kek(directory: Path) -> str:
 
 
 def _reg_env(scheme: str) -> str:
-    return "FL_LOAD_REG_" + scheme.replace("-", "_").upper()
+    return "FEATURELOCK_KEY_REGISTRY_" + scheme.replace("-", "_").upper()
 
 
 @dataclass
@@ -79,7 +81,7 @@ class Stack:
 
     @classmethod
     def build(cls, workdir: str | Path, schemes: Sequence[str] = (PLAINTEXT, *SCHEMES), *,
-              batch_size: int = 8, max_batch_delay: int = 5) -> "Stack":
+              batch_size: int = 8, max_batch_delay: int = 5, tenant: str = TENANT) -> "Stack":
         """Export the default model, make keys and one .mar per scheme under `workdir`."""
         import torch
 
@@ -102,13 +104,13 @@ class Stack:
         for scheme in schemes:
             key_scheme = SCHEMES[0] if scheme == PLAINTEXT else scheme
             registry = root / f"reg-{scheme}"
-            token = add_tenant(registry, TENANT, key_scheme, kek, rotate_token=registry.exists())
+            token = add_tenant(registry, tenant, key_scheme, kek, rotate_token=registry.exists())
             env[_reg_env(scheme)] = str(registry)
             name = f"ts-{scheme}"
             build_mar(source, scheme, name, "1", store, force=True,
                       serving={"key_registry_env": _reg_env(scheme)},
                       batchSize=batch_size, maxBatchDelay=max_batch_delay)
-            endpoints[scheme] = Endpoint(scheme, name, name, "1", str(registry), token)
+            endpoints[scheme] = Endpoint(scheme, name, name, "1", str(registry), token, tenant)
         return cls(root, kek, endpoints, env, store, batch_size)
 
     def __enter__(self) -> "Stack":
@@ -126,4 +128,5 @@ class Stack:
     def keyset(self, scheme: str):
         from featurelock.middleware import KeyRegistry, kek_from_uri
 
-        return KeyRegistry(self.endpoints[scheme].registry, kek_from_uri(self.kek)).keyset(TENANT)
+        endpoint = self.endpoints[scheme]
+        return KeyRegistry(endpoint.registry, kek_from_uri(self.kek)).keyset(endpoint.tenant)

@@ -1,0 +1,183 @@
+"""`featurelock scan`: attack endpoints as a black box; verdict, JSON + HTML report, CI gate.
+
+    featurelock scan --endpoint http://127.0.0.1:8080/predictions/reid-aes --tenant acme \\
+        --token $TOKEN --inference-key $KEY --budget 600 --report scan-out
+    featurelock scan --local plaintext --local shufflebits --local aes-256-gcm --report out
+
+--endpoint may repeat (NAME=URL names a target; all endpoints share --tenant/--token/
+--inference-key), --local adds in-process targets (the evaluator model plus a fresh keyset of
+that scheme, or plaintext). Exit status: 0 pass; 1 a protected target's best attacker beats
+chance by the margin (or, with --fail-if any-leak, any target's); 2 the scan could not run as
+asked (bad arguments, unreachable endpoint, unloadable data set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .errors import ScanError
+
+__all__ = ["configure", "run"]
+
+TOKEN_ENV = "FEATURELOCK_TOKEN"
+INFERENCE_KEY_ENV = "FEATURELOCK_INFERENCE_KEY"
+
+
+def _csv(choices: tuple[str, ...]):
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(s.strip() for s in text.split(",") if s.strip())
+        bad = [s for s in items if s not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices)}")
+        return items
+    return parse
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from featurelock.middleware.schemes import SCHEMES
+
+    from .representations import REPRESENTATIONS
+    from .scan import FAIL_IF
+
+    t = parser.add_argument_group("targets")
+    t.add_argument("--endpoint", action="append", default=[], metavar="[NAME=]URL",
+                   help="a TorchServe endpoint, http://host:port/predictions/MODEL (repeatable)")
+    t.add_argument("--local", action="append", default=[], metavar="SCHEME",
+                   choices=["plaintext", *SCHEMES],
+                   help="an in-process target: the evaluator model + this scheme (repeatable)")
+    t.add_argument("--tenant", action="append", default=[],
+                   help="X-Featurelock-Tenant: once for every endpoint, or once per --endpoint "
+                        "in the same order")
+    t.add_argument("--token", action="append", default=[],
+                   help=f"X-Featurelock-Token, paired like --tenant (default: ${TOKEN_ENV})")
+    t.add_argument("--inference-key", default=None,
+                   help=f"TorchServe inference key for 'Authorization: Bearer' "
+                        f"(default: ${INFERENCE_KEY_ENV})")
+    t.add_argument("--rate-limit", type=_positive(float), default=None, metavar="QPS",
+                   help="at most this many queries per second per target")
+    a = parser.add_argument_group("attack")
+    a.add_argument("--dataset", default="synthetic", metavar="synthetic|market1501:PATH")
+    a.add_argument("--budget", type=_positive(int), default=600,
+                   help="attacker queries per target (default 600)")
+    a.add_argument("--victim-ids", type=_positive(int), default=80,
+                   help="victim identities (synthetic data; default 80)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--representations", type=_csv(REPRESENTATIONS), default=REPRESENTATIONS,
+                   metavar=",".join(REPRESENTATIONS))
+    a.add_argument("--attacks", type=_csv(("attributes", "reconstruction", "rmle")),
+                   default=("attributes", "reconstruction", "rmle"),
+                   metavar="attributes,reconstruction,rmle")
+    a.add_argument("--decoder", choices=("ridge", "conv"), default="ridge",
+                   help="linear closed-form decoder (fast) or the Ni et al. conv decoder")
+    a.add_argument("--model", default="reid-compact",
+                   help="evaluator: zoo model used to re-embed reconstructions and by the "
+                        "white-box insider (or 'pixel' for the transparent reference model)")
+    a.add_argument("--weights", default=None, help="weights file for --model")
+    g = parser.add_argument_group("verdict")
+    g.add_argument("--fail-if", choices=FAIL_IF, default="protected-leak",
+                   help="exit 1 when a protected target leaks (default), when any target "
+                        "leaks, or never")
+    g.add_argument("--margin", type=float, default=0.05,
+                   help="how far above chance a score must be to count (default 0.05)")
+    g.add_argument("--psnr-margin-db", type=float, default=0.5)
+    g.add_argument("--confidence", type=float, default=0.95,
+                   help="family-wise confidence of the simultaneous intervals")
+    parser.add_argument("--report", type=Path, required=True, metavar="DIR",
+                        help="write report.json and report.html here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _endpoint(spec: str) -> tuple[str | None, str]:
+    if "=" in spec and not spec.split("=", 1)[0].startswith("http"):
+        name, url = spec.split("=", 1)
+        return name, url
+    return None, spec
+
+
+def _paired(values: list, n: int, flag: str, default):
+    if not values:
+        return [default] * n
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise ValueError(f"give {flag} once, or once per --endpoint ({n}), not {len(values)} times")
+    return values
+
+
+def build_targets(args: argparse.Namespace, evaluator) -> dict:
+    from .targets import HttpTarget, local_targets, parse_endpoint
+
+    targets: dict = {}
+    key = args.inference_key or os.environ.get(INFERENCE_KEY_ENV)
+    n = len(args.endpoint)
+    tenants = _paired(args.tenant, n, "--tenant", None)
+    tokens = _paired(args.token, n, "--token", os.environ.get(TOKEN_ENV))
+    for spec, tenant, token in zip(args.endpoint, tenants, tokens):
+        name, url = _endpoint(spec)
+        name = name or parse_endpoint(url)[1]
+        if name in targets:
+            raise ValueError(f"two targets are named {name!r}; use NAME=URL")
+        targets[name] = HttpTarget(url, tenant=tenant, token=token, inference_key=key,
+                                   name=name)
+    if args.local:
+        for name, target in local_targets(list(dict.fromkeys(args.local)), evaluator.embed).items():
+            label = f"local-{name}"
+            target.name = label
+            targets[label] = target
+    if not targets:
+        raise ValueError("name at least one target: --endpoint URL or --local SCHEME")
+    return targets
+
+
+def run(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .reconstruction import DecoderConfig
+    from .reference import default_evaluator
+    from .report import summary_table, write_reports
+    from .scan import ScanConfig, run_scan
+
+    try:
+        config = ScanConfig(budget=args.budget, seed=args.seed,
+                            representations=tuple(args.representations),
+                            attacks=tuple(args.attacks), confidence=args.confidence,
+                            margin=args.margin, psnr_margin_db=args.psnr_margin_db,
+                            rate_limit=args.rate_limit, decoder=DecoderConfig(kind=args.decoder),
+                            fail_if=args.fail_if, progress=not args.no_progress)
+        evaluator = default_evaluator(args.model, args.weights, args.seed)
+        targets = build_targets(args, evaluator)
+        data = load_dataset(args.dataset, args.budget, args.seed, args.victim_ids)
+    except (ValueError, TypeError) as exc:
+        print(f"featurelock scan: {exc}", file=sys.stderr)
+        return 2
+    except ScanError as exc:
+        print(f"featurelock scan: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = run_scan(targets, config, data, evaluator)
+    except ScanError as exc:
+        print(f"featurelock scan: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for target in targets.values():
+            target.close()
+    paths = write_reports(result, args.report)
+    print(summary_table(result))
+    if any(v["scheme"] == "plaintext" and not v["leak"] for v in result.verdicts.values()):
+        print("note: a plaintext baseline shows no leak: the harness has no teeth against "
+              "this model (untrained?), so 'within chance' elsewhere proves little",
+              file=sys.stderr)
+    print(f"report: {paths['html']} (+ {paths['json'].name}); exit status "
+          f"{result.exit_status()}")
+    return result.exit_status()

@@ -1,0 +1,30 @@
+"""The attack harness's errors, under featurelock's one error tree.
+
+    FeaturelockError                (featurelock.middleware.errors)
+     └── ScanError                  a scan could not be run as asked
+          ├── TargetError           an endpoint refused or garbled a query (status, no body text)
+          ├── BudgetExceeded        the attacker asked for more queries than its budget
+          └── DatasetError          the data set named on the command line cannot be loaded
+"""
+
+from __future__ import annotations
+
+from featurelock.middleware.errors import FeaturelockError
+
+__all__ = ["ScanError", "TargetError", "BudgetExceeded", "DatasetError"]
+
+
+class ScanError(FeaturelockError):
+    """Base of the attack harness's errors."""
+
+
+class TargetError(ScanError):
+    """A target (endpoint) could not answer a query."""
+
+
+class BudgetExceeded(ScanError):
+    """More queries than the configured budget."""
+
+
+class DatasetError(ScanError):
+    """The data set cannot be loaded."""

@@ -1,0 +1,208 @@
+"""Every number the harness reports: image quality, balanced accuracy, retrieval, intervals.
+
+Numpy only. Images are uint8 or float arrays with values in [0, data_range], shaped (H, W),
+(H, W, C) or batched (N, H, W[, C]) where a function says so.
+
+* `psnr`, `ssim`: PSNR (MAX = data_range) and the Gaussian-window SSIM of Wang et al. 2004
+  (sigma 1.5, 11x11 window, K1 0.01, K2 0.03, population covariances, mean over the window
+  positions that fit inside the image, averaged over channels) — the definition behind
+  scikit-image's `structural_similarity(gaussian_weights=True, use_sample_covariance=False)`.
+* `balanced_accuracy`: mean recall over the classes present in the true labels; chance is
+  1 / (number of those classes), whatever the class frequencies.
+* `cluster_bootstrap`: intervals that resample victim IDENTITIES, not images: images of one
+  person share their attributes and look alike, so treating them as independent would make the
+  intervals too narrow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+from typing import Callable
+
+import numpy as np
+
+__all__ = [
+    "psnr", "ssim", "batch_psnr", "batch_ssim", "gaussian_kernel",
+    "balanced_accuracy", "balanced_accuracy_chance", "weighted_balanced_accuracy",
+    "Interval", "cluster_bootstrap", "cluster_weights", "rank1_hits",
+]
+
+
+# ----------------------------------------------------------------------------- images
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB; inf for identical images."""
+    a, b = _pair(a, b)
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(data_range ** 2 / mse))
+
+
+def gaussian_kernel(sigma: float = 1.5, truncate: float = 3.5) -> np.ndarray:
+    """The normalised 1-D Gaussian window (radius int(truncate * sigma + 0.5): 11 taps at 1.5)."""
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    radius = int(truncate * sigma + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _filter_valid(img: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Separable 'valid' correlation over the last two axes of (..., H, W), in float64."""
+    from scipy.ndimage import correlate1d
+
+    r = k.size // 2
+    out = correlate1d(np.asarray(img, np.float64), k, axis=-2, mode="constant")[..., r:-r, :]
+    return correlate1d(out, k, axis=-1, mode="constant")[..., r:-r]
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0, sigma: float = 1.5,
+         k1: float = 0.01, k2: float = 0.03) -> float:
+    """Mean SSIM of two images (H, W) or (H, W, C); channels are averaged."""
+    a, b = _pair(a, b)
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    if a.ndim != 3:
+        raise ValueError(f"images must be (H, W) or (H, W, C), got shape {a.shape}")
+    return float(np.mean(_ssim_maps(np.moveaxis(a, -1, 0), np.moveaxis(b, -1, 0), data_range,
+                                    sigma, k1, k2)))
+
+
+def _ssim_maps(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float, k1: float,
+               k2: float) -> np.ndarray:
+    k = gaussian_kernel(sigma)
+    if min(a.shape[-2:]) < k.size:
+        raise ValueError(f"images must be at least {k.size}x{k.size} for SSIM, got {a.shape[-2:]}")
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    mu_a, mu_b = _filter_valid(a, k), _filter_valid(b, k)
+    var_a = _filter_valid(a * a, k) - mu_a ** 2
+    var_b = _filter_valid(b * b, k) - mu_b ** 2
+    cov = _filter_valid(a * b, k) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)
+    return num / den
+
+
+def batch_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    """Per-image SSIM of two (N, H, W, C) batches (b may be one (H, W, C) image)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    b = np.broadcast_to(b, a.shape)
+    maps = _ssim_maps(np.moveaxis(a, -1, 1), np.moveaxis(b, -1, 1), data_range, 1.5, 0.01, 0.03)
+    return maps.reshape(a.shape[0], -1).mean(axis=1)
+
+
+def batch_psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
+    """Per-image PSNR (dB) of two (N, ...) batches (b may be one image)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mse = ((a - b) ** 2).reshape(a.shape[0], -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(data_range ** 2 / mse)
+
+
+def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"images must have the same shape, got {a.shape} and {b.shape}")
+    return a, b
+
+
+# ----------------------------------------------------------------------------- classification
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-class recall over the classes present in y_true."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float(weighted_balanced_accuracy(y_true, y_pred, np.ones((1, y_true.size)))[0])
+
+
+def balanced_accuracy_chance(y_true: np.ndarray) -> float:
+    """What any predictor that ignores its input scores in expectation: 1 / #classes present."""
+    return 1.0 / np.unique(np.asarray(y_true)).size
+
+
+def weighted_balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray,
+                               weights: np.ndarray) -> np.ndarray:
+    """Balanced accuracy under each row of sample weights (B, N): one value per row.
+
+    Classes with zero total weight in a row are left out of that row's mean.
+    """
+    classes = np.unique(y_true)
+    onehot = (y_true[None, :] == classes[:, None]).astype(np.float64)  # (K, N)
+    correct = (y_true == y_pred).astype(np.float64)
+    support = weights @ onehot.T  # (B, K)
+    hits = weights @ (onehot * correct).T
+    present = support > 0
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=present)
+    return recall.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+
+def rank1_hits(query: np.ndarray, query_ids: np.ndarray, query_cams: np.ndarray,
+               gallery: np.ndarray, gallery_ids: np.ndarray,
+               gallery_cams: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per query: rank-1 hit (0/1), the chance of a hit for a random pick, and a validity mask.
+
+    Market-1501 protocol: gallery images of the query's identity from the query's camera are
+    ignored; queries without a remaining true match are invalid (left out).
+    """
+    sim = query @ gallery.T
+    same_id = gallery_ids[None, :] == query_ids[:, None]
+    junk = same_id & (gallery_cams[None, :] == query_cams[:, None])
+    sim = np.where(junk, -np.inf, sim)
+    top = np.argmax(sim, axis=1)
+    hits = same_id[np.arange(len(query)), top].astype(np.float64)
+    n_true = (same_id & ~junk).sum(axis=1)
+    n_valid = (~junk).sum(axis=1)
+    return hits, n_true / np.maximum(n_valid, 1), n_true > 0
+
+
+# ----------------------------------------------------------------------------- intervals
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided interval at `level` (bootstrap SE, normal)."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    se: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(v, 6) for k, v in asdict(self).items()}
+
+    def widened(self, level: float) -> "Interval":
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        return Interval(self.estimate, self.estimate - z * self.se, self.estimate + z * self.se,
+                        level, self.se)
+
+
+def cluster_weights(clusters: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, N) sample weights: each row resamples the clusters with replacement."""
+    labels, inverse = np.unique(clusters, return_inverse=True)
+    draws = rng.integers(0, labels.size, (n_boot, labels.size))
+    counts = np.zeros((n_boot, labels.size))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), labels.size), draws.ravel()), 1.0)
+    return counts[:, inverse]
+
+
+def cluster_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int,
+                      clusters: np.ndarray, level: float = 0.95, n_boot: int = 1000,
+                      seed: int = 0) -> Interval:
+    """Interval for statistic(weights) where weights is (B, n) and the result is (B,).
+
+    statistic(np.ones((1, n))) is the point estimate. The interval is estimate +- z * SE with
+    the bootstrap SE (clusters resampled): normal intervals extend to the small tail
+    probabilities that multiple-comparison corrections ask for, where percentiles of a few
+    thousand resamples cannot.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    clusters = np.asarray(clusters)
+    if clusters.shape != (n,):
+        raise ValueError(f"clusters must have shape ({n},), got {clusters.shape}")
+    estimate = float(statistic(np.ones((1, n)))[0])
+    boot = statistic(cluster_weights(clusters, n_boot, np.random.default_rng(seed)))
+    se = float(np.std(boot, ddof=1)) if n_boot > 1 else 0.0
+    return Interval(estimate, estimate, estimate, level, se).widened(level)
