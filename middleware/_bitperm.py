@@ -39,16 +39,19 @@ def validate_permutation(perm: Sequence[int] | np.ndarray) -> np.ndarray:
 class WordPermutation:
     """Applies one bit permutation to uint32 words. Immutable; tables are built lazily."""
 
-    __slots__ = ("_perm", "_byte_table", "_wide_tables")
+    __slots__ = ("_perm", "_byte_table", "_wide_tables", "_long_lived")
 
-    def __init__(self, perm: Sequence[int] | np.ndarray, *, _trusted: bool = False) -> None:
+    def __init__(self, perm: Sequence[int] | np.ndarray, *, long_lived: bool = False,
+                 _trusted: bool = False) -> None:
+        # long_lived: a fixed key used for many messages, so the 16-bit tables always pay off.
         # _trusted: perm is known-good (argsort output), skip validation on the hot path.
         self._perm = np.asarray(perm, dtype=np.int64) if _trusted else validate_permutation(perm)
         self._byte_table: np.ndarray | None = None
         self._wide_tables: tuple[np.ndarray, np.ndarray] | None = None
+        self._long_lived = long_lived
 
     def inverse(self) -> "WordPermutation":
-        return WordPermutation(np.argsort(self._perm), _trusted=True)
+        return WordPermutation(np.argsort(self._perm), long_lived=self._long_lived, _trusted=True)
 
     def byte_table(self) -> np.ndarray:
         """1024 uint32 entries: table[256*b + v] = output bits contributed by byte b == v."""
@@ -82,8 +85,9 @@ class WordPermutation:
         if out.dtype != np.uint32 or out.size != flat.size or not out.flags.c_contiguous:
             raise ValueError("out must be a contiguous uint32 array of the same size")
         flat_out = out.reshape(-1)
-        # Tables built once (a fixed key) are always worth using; per-message ones only if large.
-        if self._wide_tables is not None or flat.size >= _WIDE_TABLE_MIN_WORDS:
+        # 16-bit tables: always for a fixed key; for a per-message permutation only when the
+        # array is large enough to repay building them.
+        if self._long_lived or flat.size >= _WIDE_TABLE_MIN_WORDS:
             self._apply_wide(flat, flat_out)
         elif flat.size:
             self._apply_bytes(flat, flat_out)

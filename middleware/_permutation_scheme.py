@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import struct
 from abc import abstractmethod
 from typing import Any
@@ -67,7 +68,7 @@ class PermutationScheme(Scheme):
 
     def seal_into(self, features: Any, nonce: bytes, associated_data: bytes, out: memoryview) -> None:
         self.check_features(features)
-        n_words = int(np.prod(features.shape))
+        n_words = math.prod(features.shape)
         perm, mask = self._message_keys(nonce, n_words, decrypt=False)
         payload = out[: 4 * n_words]
         target = np.frombuffer(payload, dtype=np.uint32)

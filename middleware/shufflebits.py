@@ -36,8 +36,8 @@ class ShuffleBits:
     def __init__(self, perm: Sequence[int] | np.ndarray) -> None:
         perm = validate_permutation(perm)
         self._perm = perm
-        self._forward = WordPermutation(perm)
-        self._inverse = WordPermutation(np.argsort(perm))
+        self._forward = WordPermutation(perm, long_lived=True)
+        self._inverse = self._forward.inverse()
 
     @classmethod
     def from_seed(cls, seed: int = 0) -> "ShuffleBits":
