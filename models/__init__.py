@@ -11,8 +11,7 @@ numpy-only parts (synthetic data, profiles) work without importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from featurelock.middleware._lazy import lazy_exports
 
 _EXPORTS = {
     "ATTRIBUTES": "synthetic", "UPPER_COLORS": "synthetic", "LOWER_COLORS": "synthetic",
@@ -30,12 +29,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
