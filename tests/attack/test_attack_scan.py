@@ -6,7 +6,6 @@ so these tests check the harness, not the re-ID model's quality.
 
 import json
 
-import numpy as np
 import pytest
 
 from featurelock.attack_harness.data import synthetic_data

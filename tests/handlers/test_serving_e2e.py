@@ -9,7 +9,6 @@ response is closest to its own image's reference).
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import zipfile

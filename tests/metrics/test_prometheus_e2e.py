@@ -103,7 +103,7 @@ def test_featurelock_series_are_on_torchserves_own_metrics_page(stack):
             break
         assert time.monotonic() < deadline, "featurelock series missing from /metrics"
         time.sleep(0.5)
-    assert f'stage="encrypt",le="1e-06"' in text  # our buckets, not TorchServe's 5 ms default
+    assert 'stage="encrypt",le="1e-06"' in text  # our buckets, not TorchServe's 5 ms default
     assert 'scheme="aes-256-gcm"' in text and 'tenant' not in text and TENANT not in text
     assert "featurelock: metrics are off" not in stack.ts.logs()
 
