@@ -15,10 +15,10 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 import time
 from pathlib import Path
 
+from featurelock.middleware._files import write_private_atomic
 from featurelock.middleware.errors import KeyStoreError
 
 from .errors import Forbidden, MissingCredentials
@@ -103,10 +103,4 @@ class TenantTokens:
         doc = {"featurelock_tenants": _FORMAT, "tenants": {
             t: {"sha256": v, "created": created.get(t, 0)} for t, v in sorted(self._verifiers.items())}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp creates the file 0600
-                json.dump(doc, f, indent=1)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            raise KeyStoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        write_private_atomic(self.path, json.dumps(doc, indent=1).encode("utf-8"))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import _cli_common as common
+from ._files import write_private_atomic
 from .envelope import Envelope
 from .errors import DecryptionError, KeyStoreError
 from .protect import Context, FeatureProtector, FeatureReader, parse_envelope, rewrap
@@ -41,18 +40,18 @@ def run(args: argparse.Namespace) -> int:
         features = _load_npy(args.input)
         envelope = FeatureProtector(keyset).protect(features, context)
         data = Envelope.from_bytes(envelope).to_json().encode() if args.json else bytes(envelope)
-        _write_atomic(args.output, data)
+        write_private_atomic(args.output, data)
         print(f"encrypted {features.shape} {features.dtype} -> {args.output}")
     elif args.command == "decrypt":
         features = FeatureReader(keyset).read(_read_envelope(args.input), context)
-        _write_atomic(args.output, _npy_bytes(features))
+        write_private_atomic(args.output, _npy_bytes(features))
         print(f"decrypted {args.input} -> {args.output} {features.shape} {features.dtype}")
     else:
         for path in args.inputs:
             raw = _read_envelope(path)
             new = rewrap(keyset, raw, context)
             is_json = raw[:1] == b"{"
-            _write_atomic(path, Envelope.from_bytes(new).to_json().encode() if is_json else bytes(new))
+            write_private_atomic(path, Envelope.from_bytes(new).to_json().encode() if is_json else bytes(new))
             print(f"rewrapped {path} under key {keyset.primary_id}")
     return 0
 
@@ -79,13 +78,3 @@ def _npy_bytes(features: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, features, allow_pickle=False)
     return buf.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise KeyStoreError(f"cannot write {path}: {exc.strerror}") from None

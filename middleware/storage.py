@@ -11,9 +11,9 @@ import base64
 import binascii
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from ._files import write_private_atomic
 from .errors import KeysetError, KeyStoreError
 from .kek import KeyEncryptionKey
 from .keyset import Keyset
@@ -70,15 +70,8 @@ def unwrap_keyset(data: bytes, kek: KeyEncryptionKey | None, name: str, *,
 
 def save_keyset(path: str | os.PathLike, keyset: Keyset, kek: KeyEncryptionKey | None,
                 name: str, *, insecure_cleartext: bool = False) -> None:
-    data = wrap_keyset(keyset, kek, name, insecure_cleartext=insecure_cleartext)
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        with os.fdopen(fd, "wb") as f:  # mkstemp creates the file 0600
-            f.write(data)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise KeyStoreError(f"cannot write keyset file {target}: {exc.strerror}") from None
+    write_private_atomic(path, wrap_keyset(keyset, kek, name,
+                                           insecure_cleartext=insecure_cleartext))
 
 
 def load_keyset(path: str | os.PathLike, kek: KeyEncryptionKey | None, name: str, *,
