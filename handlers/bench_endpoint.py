@@ -27,13 +27,12 @@ BACKENDS = ("torchscript", "onnx")
 
 def _setup(root: Path):
     import io
-    import os
 
     import torch
     from PIL import Image
 
     from featurelock.export.bundle import export_model
-    from featurelock.middleware import generate_kek_material
+    from featurelock.middleware import create_kek_file
     from featurelock.models.synthetic import make_pedestrians
     from featurelock.models.zoo import DEFAULT_WEIGHTS, load_model
 
@@ -43,11 +42,7 @@ def _setup(root: Path):
     torch.manual_seed(0)
     export_model(load_model("reid-compact", pretrained=DEFAULT_WEIGHTS.is_file()), root / "export",
                  batch_sizes=(1, 2))
-    kek = root / "kek"
-    fd = os.open(kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(generate_kek_material())
-    kek_uri = f"file:{kek}"
+    kek_uri = create_kek_file(root / "kek")
     env, tokens = {"FEATURELOCK_KEK": kek_uri}, {}
     for scheme in SCHEMES[1:]:
         var = "BENCH_REG_" + scheme.replace("-", "_").upper()

@@ -10,7 +10,6 @@ each response with the client SDK and prints its cosine similarity to local infe
 from __future__ import annotations
 
 import io
-import os
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def run_serving_demo(workdir: Path, n_images: int = 4) -> int:
     import torch
 
     from featurelock.export.bundle import export_model
-    from featurelock.middleware import KeyRegistry, generate_kek_material, kek_from_uri
+    from featurelock.middleware import KeyRegistry, create_kek_file, kek_from_uri
     from featurelock.models.model_files import load_torchscript
     from featurelock.models.synthetic import make_pedestrians
     from featurelock.models.zoo import DEFAULT_WEIGHTS, load_model
@@ -59,10 +58,7 @@ def run_serving_demo(workdir: Path, n_images: int = 4) -> int:
 
     kek_path = workdir / "kek"
     kek_path.unlink(missing_ok=True)
-    fd = os.open(kek_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(generate_kek_material())
-    kek_uri = f"file:{kek_path.resolve()}"
+    kek_uri = create_kek_file(kek_path)
     registry = workdir / "registry"
     if registry.exists():
         for p in registry.iterdir():

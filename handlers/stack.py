@@ -13,7 +13,6 @@ testing only.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -55,14 +54,10 @@ def sample_images(n: int = 16, seed: int = 7) -> list[bytes]:
 
 
 def _file_kek(directory: Path) -> str:
-    from featurelock.middleware import generate_kek_material
+    from featurelock.middleware import create_kek_file
 
     path = directory / "kek"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(generate_kek_material())
-    return f"file:{path}"
+    return f"file:{path}" if path.exists() else create_kek_file(path)
 
 
 def _reg_env(scheme: str) -> str:

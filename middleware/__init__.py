@@ -22,7 +22,7 @@ from .errors import (
     KeyStoreError,
     TenantError,
 )
-from .kek import KeyEncryptionKey, LocalKek, generate_kek_material, kek_from_uri
+from .kek import KeyEncryptionKey, LocalKek, create_kek_file, generate_kek_material, kek_from_uri
 from .keyset import KeyInfo, Keyset, KeyStatus
 from .protect import Context, FeatureProtector, FeatureReader, parse_envelope, rewrap
 from .registry import KeyRegistry
@@ -37,6 +37,6 @@ __all__ = [
     "FeatureProtector", "FeatureReader", "FeaturelockError", "KeyEncryptionKey", "KeyInfo",
     "KeyRegistry", "KeyStatus", "KeyStoreError", "Keyset", "KeysetError", "LocalKek", "SCHEMES",
     "ShuffleBits", "ShuffleBitsMasked", "ShuffleBitsOtp", "ShuffleBitsScheme", "TenantError",
-    "generate_kek_material", "kek_from_uri", "load_keyset", "parse_envelope", "rewrap",
+    "create_kek_file", "generate_kek_material", "kek_from_uri", "load_keyset", "parse_envelope", "rewrap",
     "save_keyset",
 ]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 from . import _cli_common as common
 from .errors import KeyStoreError
-from .kek import generate_kek_material
+from .kek import create_kek_file, generate_kek_material
 from .keyset import Keyset
 from .schemes import DEFAULT_SCHEME, SCHEMES
 
@@ -82,16 +80,8 @@ def _print_keys(keyset: Keyset) -> None:
 def _new_kek(uri: str) -> int:
     scheme, _, rest = uri.partition(":")
     if scheme == "file":
-        path = Path(rest)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise KeyStoreError(f"{path} exists; refusing to overwrite a KEK") from None
-        except OSError as exc:
-            raise KeyStoreError(f"cannot create {path}: {exc.strerror}") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(generate_kek_material() + "\n")
-        print(f"wrote a new KEK to {path} (mode 0600); use --kek {uri}")
+        create_kek_file(rest)
+        print(f"wrote a new KEK to {rest} (mode 0600); use --kek {uri}")
     elif scheme == "pkcs11":
         from ._pkcs11 import Pkcs11Kek
 

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import KeyStoreError
 
-__all__ = ["KeyEncryptionKey", "LocalKek", "kek_from_uri", "generate_kek_material"]
+__all__ = ["KeyEncryptionKey", "LocalKek", "kek_from_uri", "generate_kek_material",
+           "create_kek_file"]
 
 _KEK_BYTES = 32
 _NONCE_BYTES = 12
@@ -78,6 +79,20 @@ class LocalKek:
 def generate_kek_material() -> str:
     """A fresh KEK as the base64 text that `env:` and `file:` KEKs read."""
     return base64.b64encode(secrets.token_bytes(_KEK_BYTES)).decode("ascii")
+
+
+def create_kek_file(path: str | os.PathLike) -> str:
+    """Write fresh KEK material to a NEW file, mode 0600; returns its `file:` URI."""
+    target = Path(path).resolve()
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyStoreError(f"{target} exists; refusing to overwrite a KEK") from None
+    except OSError as exc:
+        raise KeyStoreError(f"cannot create {target}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(generate_kek_material() + "\n")
+    return f"file:{target}"
 
 
 def _decode_kek_text(text: str, uri: str) -> bytes:

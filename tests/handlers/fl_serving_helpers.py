@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from PIL import Image
 from featurelock.export.bundle import export_model
 from featurelock.handlers.tenant_tokens import TenantTokens
 from featurelock.handlers.tenants_cli import add_tenant
-from featurelock.middleware import KeyRegistry, generate_kek_material, kek_from_uri
+from featurelock.middleware import KeyRegistry, create_kek_file, kek_from_uri
 from featurelock.models.embedder import OnnxEmbedder
 from featurelock.models.imaging import decode_image, preprocess
 from featurelock.models.model_files import load_onnx_session, load_torchscript
@@ -41,11 +40,7 @@ def export_default_model(out_dir: Path):
 
 
 def file_kek(directory: Path) -> str:
-    path = directory / "kek"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(generate_kek_material())
-    return f"file:{path}"
+    return create_kek_file(directory / "kek")
 
 
 def make_registry(directory: Path, scheme: str, kek_uri: str,
