@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +74,6 @@ def _read_envelope(path: Path) -> bytes:
 
 
 def _npy_bytes(features: np.ndarray) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, features, allow_pickle=False)
     return buf.getvalue()

@@ -12,6 +12,7 @@ downtime: `add` a key, distribute the keyset, `promote` it, `rewrap` stored enve
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from dataclasses import dataclass
@@ -160,8 +161,6 @@ class Keyset:
 
     # -- (de)serialisation, for storage.py only: the document holds key material --------
     def _to_document(self) -> dict:
-        import base64
-
         return {"primary": self._primary, "keys": [
             {"id": k.key_id, "scheme": k.scheme, "status": k.status.value, "created": k.created,
              "material": None if k.material is None else base64.b64encode(k.material).decode()}
@@ -169,8 +168,6 @@ class Keyset:
 
     @classmethod
     def _from_document(cls, doc: dict) -> "Keyset":
-        import base64
-
         try:
             keyset = cls()
             for entry in doc["keys"]:

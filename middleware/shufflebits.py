@@ -11,6 +11,8 @@ NOT authenticated. Use it for compatibility with the paper; prefer aes-256-gcm.
 
 from __future__ import annotations
 
+import os
+import secrets
 from typing import Any, Sequence
 
 import numpy as np
@@ -92,15 +94,11 @@ class ShuffleBitsScheme(PermutationScheme):
 
     @classmethod
     def generate_key(cls) -> bytes:
-        import os
-
         return bytes(int(p) for p in _random_permutation()) + os.urandom(_MAC_KEY_BYTES)
 
     @classmethod
     def key_from_seed(cls, seed: int) -> bytes:
         """Key material whose permutation is the reference's `from_seed(seed)`; random MAC key."""
-        import os
-
         perm = np.arange(32)
         np.random.default_rng(seed).shuffle(perm)
         return bytes(int(p) for p in perm) + os.urandom(_MAC_KEY_BYTES)
@@ -110,8 +108,6 @@ class ShuffleBitsScheme(PermutationScheme):
 
 
 def _random_permutation() -> np.ndarray:
-    import secrets
-
     return np.argsort([secrets.randbits(64) for _ in range(32)], kind="stable")
 
 
