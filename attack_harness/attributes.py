@@ -37,6 +37,22 @@ class AttributeAttackConfig:
     clip: float = 5.0
 
 
+# A class seen in fewer victim identities than this is left out of the score: the identity
+# bootstrap cannot estimate its variance, and the gate's simultaneous intervals then come out
+# too narrow (seen: aes-256-gcm "leaking" a binary attribute whose rare class had 4-6 victims).
+MIN_IDS_PER_CLASS = 8
+
+
+def _scorable(y: np.ndarray, victim_ids: np.ndarray) -> np.ndarray:
+    """Victims with a known label in a class that MIN_IDS_PER_CLASS identities share."""
+    mask = y >= 0
+    for c in np.unique(y[mask]):
+        in_class = mask & (y == c)
+        if np.unique(victim_ids[in_class]).size < MIN_IDS_PER_CLASS:
+            mask &= ~in_class
+    return mask
+
+
 def _targets(y: np.ndarray, k: int) -> np.ndarray:
     """(N, k) balanced regression targets; unknown labels (-1) get all-zero rows."""
     known = y >= 0
@@ -110,30 +126,27 @@ def attribute_attack(solver: KernelRidgeCV | np.ndarray, y_train: np.ndarray,
         solver = KernelRidgeCV(solver, train_ids, config.folds, config.clip, seed)
     pred = RidgeHeads(classes, config).fit(solver, y_train).predict(x_victim)
     per_attr: dict[str, dict] = {}
-    usable = []
+    scored: dict[int, np.ndarray] = {}  # attribute -> mask of the victims it is scored on
     for a, name in enumerate(names):
-        known = y_victim[:, a] >= 0
-        yt, yp = y_victim[known, a], pred[known, a]
-        if np.unique(yt).size < 2:  # one class among the victims: balanced accuracy is moot
-            per_attr[name] = {"skipped": "fewer than two classes among the victims"}
+        mask = _scorable(y_victim[:, a], victim_ids)
+        yt, yp = y_victim[mask, a], pred[mask, a]
+        if np.unique(yt).size < 2:  # balanced accuracy needs two classes to mean anything
+            per_attr[name] = {"skipped": f"fewer than two classes with >= {MIN_IDS_PER_CLASS} "
+                                         "victim identities"}
             continue
-        usable.append(a)
+        scored[a] = mask
         stat = (lambda yt_, yp_: lambda w: weighted_balanced_accuracy(yt_, yp_, w))(yt, yp)
-        interval = cluster_bootstrap(stat, yt.size, victim_ids[known], level, n_boot, seed + a)
+        interval = cluster_bootstrap(stat, yt.size, victim_ids[mask], level, n_boot, seed + a)
         per_attr[name] = {"score": interval, "chance": balanced_accuracy_chance(yt),
                           "n": int(yt.size)}
     mean = None
-    if usable:
+    if scored:
         def mean_stat(w: np.ndarray) -> np.ndarray:
-            vals = []
-            for a in usable:
-                known = y_victim[:, a] >= 0
-                vals.append(weighted_balanced_accuracy(y_victim[known, a], pred[known, a],
-                                                       w[:, known]))
-            return np.mean(vals, axis=0)
+            return np.mean([weighted_balanced_accuracy(y_victim[m, a], pred[m, a], w[:, m])
+                            for a, m in scored.items()], axis=0)
 
         interval = cluster_bootstrap(mean_stat, len(y_victim), victim_ids, level, n_boot, seed)
-        chance = float(np.mean([per_attr[names[a]]["chance"] for a in usable]))
+        chance = float(np.mean([per_attr[names[a]]["chance"] for a in scored]))
         mean = {"score": interval, "chance": chance, "n": int(len(y_victim))}
     return {"attributes": per_attr, "mean": mean}
 

@@ -4,7 +4,7 @@
     status = run_attack_demo(workdir / "scan")                      # in-process targets
     status = run_attack_demo(workdir / "scan", targets={"plaintext": HttpTarget(...), ...})
 
-Sized for the tour: with the default budget (300 queries per target, 30 victim identities) a
+Sized for the tour: with the default budget (300 queries per target, 60 victim identities) a
 scan of five targets takes about two to three minutes on two CPU cores.
 """
 
@@ -23,7 +23,7 @@ DEMO_SCHEMES = ("plaintext", "shufflebits", "shufflebits-otp", "shufflebits-mask
 
 
 def run_attack_demo(report_dir: str | Path, targets: Mapping[str, Target] | None = None, *,
-                    budget: int = 300, victim_ids: int = 30, model: str = "reid-compact",
+                    budget: int = 300, victim_ids: int = 60, model: str = "reid-compact",
                     weights: str | Path | None = None, seed: int = 0, progress: bool = True,
                     out: TextIO = sys.stdout) -> int:
     """Scan `targets` (default: in-process plaintext + every scheme over `model`), print the
@@ -52,7 +52,7 @@ def run_attack_demo(report_dir: str | Path, targets: Mapping[str, Target] | None
     return result.exit_status()
 
 
-def run_endpoint_attack_demo(workdir: str | Path, *, budget: int = 300, victim_ids: int = 30,
+def run_endpoint_attack_demo(workdir: str | Path, *, budget: int = 300, victim_ids: int = 60,
                              out: TextIO = sys.stdout) -> int:
     """The tour's last act: TorchServe serves the default model as plaintext (the baseline) and
     under every scheme, the attacker scans each endpoint over HTTP, the server stops."""

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def scan():
     evaluator = ZooEvaluator()
-    data = synthetic_data(300, 30, 4, seed=1)
+    data = synthetic_data(300, 60, 4, seed=1)
     targets = local_targets(["plaintext", "shufflebits", "aes-256-gcm"], evaluator.embed,
                             shufflebits_seed=0)
     config = ScanConfig(budget=300, seed=1, progress=False, rmle_steps=20,

@@ -20,7 +20,7 @@ SCHEMES = ["plaintext", "shufflebits", "shufflebits-otp", "shufflebits-masked", 
 @pytest.fixture(scope="module")
 def scan():
     evaluator = PixelEmbedder()
-    data = synthetic_data(400, 40, 4, seed=0)
+    data = synthetic_data(400, 80, 4, seed=0)
     targets = local_targets(SCHEMES, evaluator.embed, shufflebits_seed=0)
     return run_scan(targets, ScanConfig(budget=400, progress=False, rmle_steps=60), data,
                     evaluator)
