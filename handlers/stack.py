@@ -27,8 +27,7 @@ class Endpoint:
     """One served model: what a locust user needs to call and check it."""
 
     scheme: str
-    model: str            # TorchServe model name
-    fl_model: str         # the model name bound into envelopes
+    model: str            # TorchServe model name, also the name bound into envelopes
     version: str
     registry: str         # key registry directory of its tenant
     token: str
@@ -105,7 +104,7 @@ class Stack:
             build_mar(source, scheme, name, "1", store, force=True,
                       serving={"key_registry_env": _reg_env(scheme)},
                       batchSize=batch_size, maxBatchDelay=max_batch_delay)
-            endpoints[scheme] = Endpoint(scheme, name, name, "1", str(registry), token, tenant)
+            endpoints[scheme] = Endpoint(scheme, name, "1", str(registry), token, tenant)
         return cls(root, kek, endpoints, env, store, batch_size)
 
     def __enter__(self) -> "Stack":

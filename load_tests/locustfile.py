@@ -136,7 +136,7 @@ class EncryptedUser(_FeaturelockUser):
         ep = self.endpoint
         keyset = KeyRegistry(ep["registry"], kek_from_uri(cfg["kek"])).keyset(cfg["tenant"])
         self.reader = FeatureReader(keyset)
-        self.fl_context = Context(ep["fl_model"], ep["version"], cfg["tenant"])
+        self.fl_context = Context(ep["model"], ep["version"], cfg["tenant"])
 
     def check(self, body: bytes, full: bool) -> str | None:
         from featurelock.middleware.errors import DecryptionError
