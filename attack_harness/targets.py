@@ -95,7 +95,8 @@ class LocalTarget(Target):
         if scheme == PLAINTEXT:
             self._protector = None
         else:
-            keyset = keyset or Keyset.generate(scheme, shufflebits_seed=shufflebits_seed)
+            keyset = keyset or Keyset.generate(scheme, shufflebits_seed=shufflebits_seed,
+                                               allow_leaky=True)
             self._protector = FeatureProtector(keyset)
 
     def query(self, images: np.ndarray) -> list[np.ndarray | bytes]:

@@ -3,7 +3,8 @@
 Stages (never `handle`, which BaseHandler keeps):
 
     initialize   read the `featurelock:` section, load EVERY tenant's keyset and token
-                 verifier (refuse to load on any problem), load the model on cuda:<gpu_id> or CPU
+                 verifier (refuse to load on any problem; warn per tenant whose primary key
+                 uses a leaky scheme), load the model on cuda:<gpu_id> or CPU
     preprocess   per request: authenticate the tenant, parse the body, decode the image;
                  a failing request gets its own 4xx and is left out of the batch
     inference    one forward pass over the valid requests
@@ -32,6 +33,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from featurelock.middleware import Context, Envelope, FeatureProtector, KeyRegistry, kek_from_uri
 from featurelock.middleware.errors import FeaturelockError
+from featurelock.middleware.schemes import scheme_leak
 from featurelock.models.errors import ImageDecodeError
 from featurelock.models.imaging import decode_image, preprocess
 
@@ -68,7 +70,8 @@ class _Batch:
 def load_protectors(config: ServingConfig, registry_dir: str,
                     tenants: list[str]) -> dict[str, FeatureProtector]:
     """A protector per tenant; ServerConfigError unless every tenant has a usable keyset whose
-    primary key uses the configured scheme."""
+    primary key uses the configured scheme. Logs a warning per tenant whose primary key's
+    scheme measurably leaks (its keys were made with --allow-leaky-scheme)."""
     kek_uri = os.environ.get(config.kek_env)
     if not kek_uri:
         raise ServerConfigError(f"no key-encryption key: ${config.kek_env} is not set")
@@ -87,6 +90,10 @@ def load_protectors(config: ServingConfig, registry_dir: str,
         if primary.scheme != config.scheme:
             raise ServerConfigError(f"tenant {tenant!r}: primary key is {primary.scheme}, "
                                     f"the model is configured for {config.scheme}")
+        leak = scheme_leak(primary.scheme)
+        if leak:  # served on purpose (an attack baseline), but never silently
+            log.warning("featurelock: tenant %s encrypts with %s, which measurably leaks: %s",
+                        tenant, primary.scheme, leak)
         protectors[tenant] = FeatureProtector(keysets[tenant])
     return protectors
 

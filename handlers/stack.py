@@ -98,7 +98,9 @@ class Stack:
         for scheme in schemes:
             key_scheme = SCHEMES[0] if scheme == PLAINTEXT else scheme
             registry = root / f"reg-{scheme}"
-            token = add_tenant(registry, tenant, key_scheme, kek, rotate_token=registry.exists())
+            # The stack serves every scheme on purpose: leaky ones are the attack baselines.
+            token = add_tenant(registry, tenant, key_scheme, kek, rotate_token=registry.exists(),
+                               allow_leaky=True)
             env[_reg_env(scheme)] = str(registry)
             name = f"ts-{scheme}"
             build_mar(source, scheme, name, "1", store, force=True,

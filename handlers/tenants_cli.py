@@ -1,10 +1,12 @@
 """`featurelock tenants add|list|remove`: API consumers = a keyset + an access token.
 
     featurelock tenants add --registry DIR --tenant acme [--scheme S] [--kek URI]
+                            [--allow-leaky-scheme]
 
 `add` creates the tenant's keyset in the key registry (wrapped under the KEK from --kek or
 $FEATURELOCK_KEK; cleartext only with --insecure-cleartext) and prints a new access token ONCE.
 Only its SHA-256 verifier is stored, in DIR/tenants.json (mode 0600, written atomically).
+A scheme that measurably leaks (shufflebits, shufflebits-otp) needs --allow-leaky-scheme.
 `add --rotate-token` issues a new token for an existing tenant (the old one stops working when
 the model's workers restart). `remove` revokes the token; the keyset file is kept (so stored
 envelopes stay readable) unless --delete-keyset.
@@ -19,7 +21,7 @@ from pathlib import Path
 from featurelock.middleware import KeyRegistry, kek_from_uri
 from featurelock.middleware.errors import KeyStoreError, TenantError
 from featurelock.middleware.registry import validate_tenant
-from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES
+from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES, leaky_schemes
 
 from .tenant_tokens import TenantTokens
 
@@ -43,6 +45,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                            help=f"KEK URI: env:NAME, file:PATH or pkcs11:... (default: ${KEK_ENV})")
             p.add_argument("--insecure-cleartext", action="store_true",
                            help="store the keyset unencrypted (development only)")
+            p.add_argument("--allow-leaky-scheme", action="store_true",
+                           help="allow a scheme that measurably leaks "
+                                f"({', '.join(leaky_schemes())}); for compatibility "
+                                "experiments and attack baselines only")
             p.add_argument("--rotate-token", action="store_true",
                            help="issue a new token for an existing tenant (keyset unchanged)")
         if name == "remove":
@@ -52,8 +58,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def add_tenant(registry: str | os.PathLike, tenant: str, scheme: str = DEFAULT_SCHEME,
                kek_uri: str | None = None, *, insecure_cleartext: bool = False,
-               rotate_token: bool = False) -> str:
-    """Create the tenant's keyset (unless rotating) and return its new token."""
+               rotate_token: bool = False, allow_leaky: bool = False) -> str:
+    """Create the tenant's keyset (unless rotating) and return its new token. A leaky scheme
+    needs `allow_leaky=True` (KeysetError otherwise, before anything is written)."""
     validate_tenant(tenant)
     uri = kek_uri or os.environ.get(KEK_ENV)
     if not uri and not insecure_cleartext:
@@ -64,7 +71,8 @@ def add_tenant(registry: str | os.PathLike, tenant: str, scheme: str = DEFAULT_S
         if tenant in tokens.tenants():
             raise TenantError(f"tenant {tenant!r} exists; use --rotate-token for a new token")
         kek = kek_from_uri(uri) if uri else None
-        KeyRegistry(registry, kek, allow_cleartext=insecure_cleartext).create(tenant, scheme)
+        KeyRegistry(registry, kek, allow_cleartext=insecure_cleartext).create(
+            tenant, scheme, allow_leaky=allow_leaky)
     elif tenant not in tokens.tenants():
         raise TenantError(f"no tenant {tenant!r} to rotate")
     token = tokens.issue(tenant)
@@ -76,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "add":
         token = add_tenant(args.registry, args.tenant, args.scheme, args.kek,
                            insecure_cleartext=args.insecure_cleartext,
-                           rotate_token=args.rotate_token)
+                           rotate_token=args.rotate_token,
+                           allow_leaky=args.allow_leaky_scheme)
         what = "new token" if args.rotate_token else f"keyset ({args.scheme}) and token"
         print(f"tenant {args.tenant}: {what} created. The token is shown ONCE; store it now:")
         print(token)

@@ -55,6 +55,9 @@ class Scheme(ABC):
     nonce_size: ClassVar[int]
     tag_size: ClassVar[int]
     dtypes: ClassVar[frozenset[np.dtype]]
+    # One plain sentence on what a measured attack recovers through this scheme; "" if none.
+    # Non-empty refuses new keys without allow_leaky (keyset.py) and warns at serving start.
+    leaks: ClassVar[str]
 
     @classmethod
     def generate_key(cls) -> bytes:

@@ -29,6 +29,7 @@ class AesGcm(Scheme):
     nonce_size = 12
     tag_size = 16
     dtypes = frozenset(DTYPES.values())
+    leaks = ""
 
     __slots__ = ("_aead",)
 

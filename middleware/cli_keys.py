@@ -9,12 +9,15 @@ from . import _cli_common as common
 from .errors import KeyStoreError
 from .kek import create_kek_file, generate_kek_material
 from .keyset import Keyset
-from .schemes import DEFAULT_SCHEME, SCHEMES
+from .schemes import DEFAULT_SCHEME, SCHEMES, leaky_schemes
 
 _SCHEME_HELP = ("aes-256-gcm (default; authenticated, randomised), shufflebits (the paper's "
                 "permutation; deterministic, leaks to bit-reading attackers), shufflebits-otp "
                 "(fresh permutation per message; leaks Hamming weights), shufflebits-masked "
-                "(keystream mask + permutation; size-preserving)")
+                "(keystream mask + permutation; size-preserving). The two leaky ones need "
+                "--allow-leaky-scheme")
+_LEAKY_HELP = (f"allow a scheme that measurably leaks ({', '.join(leaky_schemes())}); for "
+               "compatibility experiments and attack baselines only")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +33,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--scheme", choices=list(SCHEMES), default=DEFAULT_SCHEME, help=_SCHEME_HELP)
     p.add_argument("--shufflebits-seed", type=int, default=None,
                    help="reproduce the reference code's seed-derived permutation (anyone can derive it)")
+    p.add_argument("--allow-leaky-scheme", action="store_true", help=_LEAKY_HELP)
     p = action("add", "add a key (not primary unless --primary)")
     p.add_argument("--scheme", choices=list(SCHEMES), default=None, help=_SCHEME_HELP)
     p.add_argument("--primary", action="store_true", help="make the new key primary at once")
+    p.add_argument("--allow-leaky-scheme", action="store_true", help=_LEAKY_HELP)
     for name, help_ in (("promote", "make a key the primary"), ("disable", "stop a key decrypting"),
                         ("enable", "re-enable a disabled key"),
                         ("destroy", "erase a key's material (irreversible)")):
@@ -50,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "create":
         if common.keyset_path(args).exists():
             raise KeyStoreError(f"{common.keyset_path(args)} exists; refusing to overwrite")
-        keyset = Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed)
+        keyset = Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed,
+                                 allow_leaky=args.allow_leaky_scheme)
         common.save(args, keyset)
         print(f"created keyset {common.keyset_path(args)} with primary key {keyset.primary_id} "
               f"({args.scheme})")
@@ -60,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         _print_keys(keyset)
         return 0
     if args.action == "add":
-        key_id = keyset.add(args.scheme, make_primary=args.primary)
+        key_id = keyset.add(args.scheme, make_primary=args.primary,
+                            allow_leaky=args.allow_leaky_scheme)
         print(f"added key {key_id}{' (primary)' if args.primary else ''}")
     else:
         getattr(keyset, args.action)(args.key_id)
@@ -70,11 +77,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_keys(keyset: Keyset) -> None:
-    print(f"{'key id':>10}  {'scheme':<18}  {'status':<9}  {'created (UTC)':<19}  primary")
+    leaky = leaky_schemes()
+    print(f"{'key id':>10}  {'scheme':<18}  {'status':<9}  {'created (UTC)':<19}  {'leaks':<5}  "
+          "primary")
     for k in keyset.info():
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(k.created))
         print(f"{k.key_id:>10}  {k.scheme:<18}  {k.status.value:<9}  {created:<19}  "
-              f"{'*' if k.primary else ''}")
+              f"{'LEAKS' if k.scheme in leaky else '':<5}  {'*' if k.primary else ''}".rstrip())
+    # One footnote per leaky scheme present, so an operator sees why to rotate away from it.
+    for scheme in sorted({k.scheme for k in keyset.info()} & set(leaky)):
+        print(f"LEAKS {scheme}: {leaky[scheme]}")
 
 
 def _new_kek(uri: str) -> int:

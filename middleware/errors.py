@@ -6,7 +6,8 @@
      │                     no detail, whatever went wrong.
      ├── EncryptionError   features could not be protected; nothing is returned (fail closed).
      ├── KeysetError       misuse of a keyset: unknown key id, no usable primary, forbidden
-     │                     status change, malformed keyset document.
+     │                     status change, malformed keyset document, a new key of a leaky
+     │                     scheme without allow_leaky.
      ├── KeyStoreError     a keyset could not be stored or loaded: key-encryption key missing or
      │                     wrong, unreadable file, cleartext refused without the insecure flag.
      ├── TenantError       the key registry has no keys for the tenant named.

@@ -4,6 +4,9 @@ Encrypt with the primary; decrypt with whichever key an envelope names. Rotation
 downtime: `add` a key, distribute the keyset, `promote` it, `rewrap` stored envelopes, then
 `disable` (and later `destroy`) the old key.
 
+New keys of a scheme that measurably leaks (`Scheme.leaks`) need `allow_leaky=True`; loading a
+keyset that already holds them needs nothing, so rotating away from them stays possible.
+
     status      may encrypt   may decrypt   material kept
     enabled     if primary    yes           yes
     disabled    no            no            yes (can be re-enabled)
@@ -71,18 +74,27 @@ class Keyset:
 
     # -- creation ----------------------------------------------------------------------
     @classmethod
-    def generate(cls, scheme: str = DEFAULT_SCHEME, *, shufflebits_seed: int | None = None) -> "Keyset":
+    def generate(cls, scheme: str = DEFAULT_SCHEME, *, shufflebits_seed: int | None = None,
+                 allow_leaky: bool = False) -> "Keyset":
         """A new keyset with one primary key. `shufflebits_seed` reproduces the reference
-        permutation (`from_seed`) for compatibility experiments only: anyone can derive it."""
+        permutation (`from_seed`) for compatibility experiments only: anyone can derive it.
+        A leaky scheme needs `allow_leaky=True` (see `add`)."""
         keyset = cls()
-        keyset.add(scheme, make_primary=True, shufflebits_seed=shufflebits_seed)
+        keyset.add(scheme, make_primary=True, shufflebits_seed=shufflebits_seed,
+                   allow_leaky=allow_leaky)
         return keyset
 
     def add(self, scheme: str | None = None, *, make_primary: bool = False,
-            shufflebits_seed: int | None = None) -> int:
-        """Add a new enabled key (the primary's scheme by default); returns its id."""
+            shufflebits_seed: int | None = None, allow_leaky: bool = False) -> int:
+        """Add a new enabled key (the primary's scheme by default); returns its id.
+
+        KeysetError for a scheme that measurably leaks unless `allow_leaky=True`: such keys
+        are for compatibility experiments and attack baselines, never chosen by accident."""
         name = scheme or (self._keys[self._primary].scheme if self._primary else DEFAULT_SCHEME)
         cls = scheme_class(name)
+        if cls.leaks and not allow_leaky:
+            raise KeysetError(f"scheme {name} measurably leaks: {cls.leaks}; create its keys "
+                              "only on purpose with allow_leaky=True (CLI: --allow-leaky-scheme)")
         if shufflebits_seed is not None:
             if name != "shufflebits":
                 raise ValueError("shufflebits_seed applies only to the shufflebits scheme")

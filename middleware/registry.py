@@ -63,11 +63,13 @@ class KeyRegistry:
         """Load every tenant's keyset now (servers do this at start to fail early)."""
         return {tenant: self.keyset(tenant) for tenant in self.tenants()}
 
-    def create(self, tenant: str, scheme: str = DEFAULT_SCHEME) -> Keyset:
+    def create(self, tenant: str, scheme: str = DEFAULT_SCHEME, *,
+               allow_leaky: bool = False) -> Keyset:
+        """A new keyset for `tenant`, saved; `allow_leaky` as in `Keyset.generate`."""
         path = self.path(tenant)
         if path.exists():
             raise TenantError(f"tenant {tenant!r} already has a keyset")
-        keyset = Keyset.generate(scheme)
+        keyset = Keyset.generate(scheme, allow_leaky=allow_leaky)
         self.save(tenant, keyset)
         return keyset
 

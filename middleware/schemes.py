@@ -8,7 +8,8 @@ from .shufflebits import ShuffleBitsScheme
 from .shufflebits_masked import ShuffleBitsMasked
 from .shufflebits_otp import ShuffleBitsOtp
 
-__all__ = ["SCHEMES", "SCHEMES_BY_ID", "DEFAULT_SCHEME", "scheme_class"]
+__all__ = ["SCHEMES", "SCHEMES_BY_ID", "DEFAULT_SCHEME", "leaky_schemes", "scheme_class",
+           "scheme_leak"]
 
 SCHEMES: dict[str, type[Scheme]] = {
     cls.name: cls for cls in (AesGcm, ShuffleBitsScheme, ShuffleBitsOtp, ShuffleBitsMasked)
@@ -22,3 +23,13 @@ def scheme_class(name: str) -> type[Scheme]:
         return SCHEMES[name]
     except KeyError:
         raise ValueError(f"unknown scheme {name!r}; choose one of {', '.join(SCHEMES)}") from None
+
+
+def scheme_leak(name: str) -> str:
+    """What a measured attack recovers through scheme `name`; "" if nothing."""
+    return scheme_class(name).leaks
+
+
+def leaky_schemes() -> dict[str, str]:
+    """Scheme name -> leak sentence, for the schemes that measurably leak."""
+    return {name: cls.leaks for name, cls in SCHEMES.items() if cls.leaks}

@@ -84,6 +84,9 @@ class ShuffleBitsScheme(PermutationScheme):
     scheme_id = 2
     key_size = _PERM_BYTES + _MAC_KEY_BYTES
     nonce_size = 0
+    leaks = ("it is deterministic (equal features give equal ciphertexts), one known "
+             "(feature, ciphertext) pair recovers most of the key, and attackers that read the "
+             "32 bits of each element recover attributes and link people across cameras")
 
     __slots__ = ("_cipher",)
 

@@ -26,6 +26,7 @@ class ShuffleBitsMasked(PermutationScheme):
     scheme_id = 4
     key_size = 32
     nonce_size = 16
+    leaks = ""
 
     __slots__ = ("_stream_key",)
 

@@ -39,6 +39,9 @@ class ShuffleBitsOtp(PermutationScheme):
     scheme_id = 3
     key_size = 32
     nonce_size = 16
+    leaks = ("a fresh bit permutation per message keeps each word's Hamming weight and the "
+             "structure shared by all elements of one message, so attackers that read a whole "
+             "message link people across cameras and recover attributes")
 
     __slots__ = ("_perm_key",)
 

@@ -14,6 +14,7 @@ from softhsm import make_softhsm_token
 from featurelock.middleware import generate_kek_material
 from featurelock.middleware.cli import main
 from featurelock.middleware.envelope import Envelope
+from featurelock.middleware.schemes import scheme_leak
 
 
 @pytest.fixture
@@ -34,12 +35,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def _key_ids(capsys) -> list[tuple[int, str, str, bool]]:
     code, out, _ = run(capsys, "keys", "list", "--keyset", "ks.json")
     assert code == 0
-    rows = [line.split() for line in out.splitlines()[1:]]
+    rows = [line.split() for line in out.splitlines()[1:] if not line.startswith("LEAKS ")]
     return [(int(r[0]), r[1], r[2], r[-1] == "*") for r in rows]
 
 
 def test_full_rotation_story(workdir, capsys):
-    assert run(capsys, "keys", "create", "--keyset", "ks.json", "--scheme", "shufflebits")[0] == 0
+    assert run(capsys, "keys", "create", "--keyset", "ks.json", "--scheme", "shufflebits",
+               "--allow-leaky-scheme")[0] == 0
     assert run(capsys, "encrypt", "--keyset", "ks.json", "x.npy", "x.flk")[0] == 0
     assert run(capsys, "encrypt", "--keyset", "ks.json", "--json", "x.npy", "x.json")[0] == 0
     assert json.loads((workdir / "x.json").read_text())["scheme"] == "shufflebits"
@@ -57,6 +59,52 @@ def test_full_rotation_story(workdir, capsys):
     for name in ("x.flk", "x.json"):
         assert run(capsys, "decrypt", "--keyset", "ks.json", name, f"{name}.npy")[0] == 0
         assert np.array_equal(np.load(workdir / f"{name}.npy"), np.load(workdir / "x.npy"))
+
+
+def _refused(code: int, err: str, scheme: str) -> bool:
+    return (code == 1 and err.count("\n") == 1 and scheme in err and scheme_leak(scheme) in err
+            and "--allow-leaky-scheme" in err)
+
+
+@pytest.mark.parametrize("scheme", ["shufflebits", "shufflebits-otp"])
+def test_leaky_schemes_need_the_flag_on_create_and_add(workdir, capsys, scheme):
+    code, out, err = run(capsys, "keys", "create", "--keyset", "ks.json", "--scheme", scheme)
+    assert _refused(code, err, scheme) and not out and not (workdir / "ks.json").exists()
+    assert run(capsys, "keys", "create", "--keyset", "ks.json")[0] == 0
+    before = (workdir / "ks.json").read_bytes()
+    code, out, err = run(capsys, "keys", "add", "--keyset", "ks.json", "--scheme", scheme)
+    assert _refused(code, err, scheme) and (workdir / "ks.json").read_bytes() == before
+    assert run(capsys, "keys", "add", "--keyset", "ks.json", "--scheme", scheme,
+               "--allow-leaky-scheme")[0] == 0
+    assert sorted(s for _, s, _, _ in _key_ids(capsys)) == sorted(["aes-256-gcm", scheme])
+
+
+def test_keys_list_marks_leaky_keys(workdir, capsys):
+    assert run(capsys, "keys", "create", "--keyset", "ks.json", "--scheme", "shufflebits-otp",
+               "--allow-leaky-scheme")[0] == 0
+    assert run(capsys, "keys", "add", "--keyset", "ks.json", "--scheme", "aes-256-gcm")[0] == 0
+    code, out, _ = run(capsys, "keys", "list", "--keyset", "ks.json")  # loading needs no flag
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert "leaks" in header.split()
+    by_scheme = {line.split()[1]: line for line in rows if not line.startswith("LEAKS ")}
+    assert "LEAKS" in by_scheme["shufflebits-otp"].split()
+    assert "LEAKS" not in by_scheme["aes-256-gcm"].split()
+    assert f"LEAKS shufflebits-otp: {scheme_leak('shufflebits-otp')}" in rows
+    assert not any(line.startswith("LEAKS shufflebits:") for line in rows)
+
+
+def test_tenants_add_needs_the_flag_for_a_leaky_scheme(workdir, capsys):
+    argv = ["tenants", "add", "--registry", "reg", "--tenant", "acme", "--scheme", "shufflebits"]
+    code, out, err = run(capsys, *argv)
+    assert _refused(code, err, "shufflebits") and not out
+    assert not (workdir / "reg" / "acme.keyset.json").exists()
+    assert not (workdir / "reg" / "tenants.json").exists()
+    code, out, _ = run(capsys, *argv, "--allow-leaky-scheme")
+    assert code == 0 and "(shufflebits)" in out
+    assert (workdir / "reg" / "acme.keyset.json").is_file()
+    code, out, _ = run(capsys, "keys", "list", "--registry", "reg", "--tenant", "acme")
+    assert code == 0 and "LEAKS shufflebits:" in out
 
 
 def test_failed_decrypt_is_one_line_nonzero_and_writes_nothing(workdir, capsys):

@@ -13,6 +13,8 @@ from featurelock.middleware import (Context, DecryptionError, FeatureProtector, 
                                     generate_kek_material, kek_from_uri, load_keyset, rewrap,
                                     save_keyset)
 from featurelock.middleware.envelope import Envelope
+from featurelock.middleware.registry import KeyRegistry
+from featurelock.middleware.schemes import SCHEMES, leaky_schemes, scheme_leak
 
 CTX = Context("reid", "1", "acme")
 
@@ -30,7 +32,7 @@ def test_a_new_keyset_has_one_enabled_primary():
 
 
 def test_rotation_without_downtime(features):
-    keyset = Keyset.generate("shufflebits")
+    keyset = Keyset.generate("shufflebits", allow_leaky=True)
     old_id = keyset.primary_id
     old_env = bytes(FeatureProtector(keyset).protect(features, CTX))
     new_id = keyset.add("aes-256-gcm")
@@ -80,6 +82,74 @@ def test_unknown_scheme_is_refused():
         Keyset.generate("rot13")
 
 
+# -- leaky schemes ---------------------------------------------------------------------------
+LEAKY = ["shufflebits", "shufflebits-otp"]
+
+
+def test_exactly_the_measured_leaky_schemes_declare_a_leak():
+    assert sorted(leaky_schemes()) == LEAKY
+    for name, cls in SCHEMES.items():
+        assert isinstance(cls.leaks, str) and scheme_leak(name) == cls.leaks
+        assert bool(cls.leaks) == (name in LEAKY)
+    assert "Hamming weight" in scheme_leak("shufflebits-otp")
+    assert "deterministic" in scheme_leak("shufflebits")
+
+
+@pytest.mark.parametrize("scheme", LEAKY)
+def test_leaky_schemes_are_refused_without_allow_leaky(scheme):
+    with pytest.raises(KeysetError) as info:
+        Keyset.generate(scheme)
+    message = str(info.value)
+    assert scheme in message and scheme_leak(scheme) in message
+    assert "allow_leaky=True" in message and "--allow-leaky-scheme" in message
+    keyset = Keyset.generate()
+    with pytest.raises(KeysetError, match="allow_leaky=True"):
+        keyset.add(scheme, make_primary=True)
+    assert len(keyset.info()) == 1 and keyset.info()[0].scheme == "aes-256-gcm"  # nothing added
+
+
+@pytest.mark.parametrize("scheme", LEAKY)
+def test_leaky_schemes_with_allow_leaky(scheme, features):
+    keyset = Keyset.generate(scheme, allow_leaky=True)
+    with pytest.raises(KeysetError, match="allow_leaky"):
+        keyset.add()  # the default is the primary's scheme: still leaky, still refused
+    keyset.add(allow_leaky=True)
+    other = Keyset.generate()
+    other.promote(other.add(scheme, allow_leaky=True))
+    assert [k.scheme for k in keyset.info()] == [scheme, scheme]
+    env = FeatureProtector(other).protect(features, CTX)
+    assert Envelope.from_bytes(env).scheme == scheme
+
+
+def test_registry_create_passes_allow_leaky_through(tmp_path, env_kek):
+    registry = KeyRegistry(tmp_path, env_kek)
+    with pytest.raises(KeysetError, match="shufflebits-otp"):
+        registry.create("acme", "shufflebits-otp")
+    assert not registry.path("acme").exists()
+    registry.create("acme", "shufflebits-otp", allow_leaky=True)
+    assert KeyRegistry(tmp_path, env_kek).keyset("acme").info()[0].scheme == "shufflebits-otp"
+
+
+@pytest.mark.parametrize("scheme", LEAKY)
+def test_a_stored_leaky_keyset_loads_and_rotates_away_without_the_flag(scheme, tmp_path, env_kek,
+                                                                     features):
+    path = tmp_path / "acme.keyset.json"
+    leaky = Keyset.generate(scheme, allow_leaky=True)
+    old_env = bytes(FeatureProtector(leaky).protect(features, CTX))
+    save_keyset(path, leaky, env_kek, "acme")
+    keyset = load_keyset(path, env_kek, "acme")  # no flag on load
+    old_id = keyset.primary_id
+    keyset.promote(keyset.add("aes-256-gcm"))
+    rewrapped = rewrap(keyset, old_env, CTX)
+    keyset.disable(old_id)
+    keyset.destroy(old_id)
+    save_keyset(path, keyset, env_kek, "acme")
+    again = load_keyset(path, env_kek, "acme")
+    assert np.array_equal(FeatureReader(again).read(rewrapped, CTX), features)
+    assert {(k.scheme, k.status) for k in again.info()} == {
+        (scheme, KeyStatus.DESTROYED), ("aes-256-gcm", KeyStatus.ENABLED)}
+
+
 def test_rewrap_never_hands_back_plaintext(features):
     keyset = Keyset.generate()
     env = FeatureProtector(keyset).protect(features, CTX)
@@ -99,7 +169,7 @@ def test_rewrap_of_a_tampered_envelope_fails_opaquely(features):
 
 
 def test_keysets_refuse_pickling_and_hide_material():
-    keyset = Keyset.generate("shufflebits")
+    keyset = Keyset.generate("shufflebits", allow_leaky=True)
     with pytest.raises(TypeError):
         pickle.dumps(keyset)
     _, cipher = keyset.encryption_key()
@@ -118,7 +188,7 @@ def env_kek(monkeypatch):
 
 
 def test_save_and_load_under_an_env_kek(tmp_path, env_kek, features):
-    keyset = Keyset.generate("shufflebits-otp")
+    keyset = Keyset.generate("shufflebits-otp", allow_leaky=True)
     keyset.add("aes-256-gcm")
     path = tmp_path / "acme.keyset.json"
     save_keyset(path, keyset, env_kek, "acme")

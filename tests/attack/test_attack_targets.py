@@ -108,7 +108,8 @@ class _Fake(BaseHTTPRequestHandler):
         elif self.mode == "forbidden":
             out, ctype = b'{"code": 403}', "application/json"
         else:
-            env = FeatureProtector(Keyset.generate("shufflebits")).protect(feats, Context("m"))
+            env = FeatureProtector(Keyset.generate("shufflebits", allow_leaky=True)).protect(
+                feats, Context("m"))
             out = Envelope.from_bytes(env).to_json().encode() if self.mode == "json" else bytes(env)
             ctype = "application/json" if self.mode == "json" else "application/octet-stream"
         self.send_response(403 if self.mode == "forbidden" else 200)

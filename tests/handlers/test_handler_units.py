@@ -23,7 +23,7 @@ from featurelock.middleware.errors import EncryptionError, KeyStoreError
 from featurelock.models.errors import ImageDecodeError
 from featurelock.models.profiles import REID_128x64
 
-from fl_serving_helpers import file_kek, make_registry, pedestrian_pngs
+from fl_serving_helpers import file_kek, keyset, make_registry, pedestrian_pngs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -171,6 +171,35 @@ def test_load_protectors_fails_closed(tmp_path, monkeypatch):
         load_protectors(cfg, str(tmp_path / "reg"), ["acme"])
 
 
+@pytest.mark.parametrize("scheme", ["shufflebits", "shufflebits-otp"])
+def test_load_protectors_warns_per_tenant_with_a_leaky_primary(tmp_path, monkeypatch, caplog,
+                                                               scheme):
+    from featurelock.middleware.schemes import scheme_leak
+
+    kek = file_kek(tmp_path)
+    make_registry(tmp_path / "reg", scheme, kek)  # acme, globex
+    monkeypatch.setenv("FEATURELOCK_KEK", kek)
+    with caplog.at_level("WARNING", logger="featurelock.handlers.embedding_handler"):
+        load_protectors(ServingConfig.from_model_yaml(_section(scheme=scheme)),
+                        str(tmp_path / "reg"), ["acme", "globex"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2
+    for tenant, message in zip(("acme", "globex"), warnings):
+        assert tenant in message and scheme in message and scheme_leak(scheme) in message
+        stored = keyset(tmp_path / "reg", kek, tenant)
+        material = stored._keys[stored.primary_id].material
+        assert material.hex() not in message and str(material) not in message
+
+
+def test_load_protectors_is_quiet_for_a_non_leaky_primary(tmp_path, monkeypatch, caplog):
+    kek = file_kek(tmp_path)
+    make_registry(tmp_path / "reg", "aes-256-gcm", kek, tenants=("acme",))
+    monkeypatch.setenv("FEATURELOCK_KEK", kek)
+    with caplog.at_level("WARNING", logger="featurelock.handlers.embedding_handler"):
+        load_protectors(ServingConfig.from_model_yaml(_section()), str(tmp_path / "reg"), ["acme"])
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
 # -- handler stages with a fake TorchServe context -------------------------------------------
 class FakeContext:
     def __init__(self, headers):
@@ -240,7 +269,7 @@ def test_gpu_runner_features_protected_on_device(tmp_path):
     x = torch.randn(2, 3, 128, 64)
     features = runner(x)
     assert features.is_cuda
-    keyset = Keyset.generate("shufflebits-otp")
+    keyset = Keyset.generate("shufflebits-otp", allow_leaky=True)
     ctx = Context("reid", "1", "acme")
     envelope = FeatureProtector(keyset).protect(features, ctx)
     np.testing.assert_allclose(FeatureReader(keyset).read(envelope, ctx),
