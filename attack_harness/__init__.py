@@ -17,6 +17,8 @@ _EXPORTS = {
     "MeteredTarget": "targets", "CachedEmbedder": "targets", "local_targets": "targets",
     "REPRESENTATIONS": "representations", "represent": "representations",
     "ScanConfig": "scan", "ScanResult": "scan", "run_scan": "scan",
+    "Attack": "attack", "Finding": "attack", "Outcome": "attack", "TargetView": "attack",
+    "register": "attack", "ATTACKS": "attacks", "attack_names": "attacks",
     "AttackData": "data", "synthetic_data": "data", "load_dataset": "data",
     "ZooEvaluator": "reference", "PixelEmbedder": "reference",
     "write_reports": "report", "summary_table": "report",

@@ -41,7 +41,7 @@ def run_attack_demo(report_dir: str | Path, targets: Mapping[str, Target] | None
     if targets is None:
         targets = local_targets(DEMO_SCHEMES, evaluator.embed)
     data = synthetic_data(budget, victim_ids, 4, seed)
-    config = ScanConfig(budget=budget, seed=seed, progress=progress, rmle_steps=100)
+    config = ScanConfig(budget=budget, seed=seed, progress=progress)
     print(f"attacking {len(targets)} targets: {budget} queries each, {victim_ids} victim "
           f"identities; evaluator {evaluator.description}", file=out)
     result = run_scan(targets, config, data, evaluator)

@@ -25,7 +25,7 @@ import numpy as np
 __all__ = [
     "psnr", "ssim", "batch_psnr", "batch_ssim", "gaussian_kernel",
     "balanced_accuracy", "balanced_accuracy_chance", "weighted_balanced_accuracy",
-    "Interval", "cluster_bootstrap", "cluster_weights", "rank1_hits",
+    "Interval", "cluster_bootstrap", "cluster_weights", "rank1_hits", "retrieval",
 ]
 
 
@@ -146,15 +146,32 @@ def rank1_hits(query: np.ndarray, query_ids: np.ndarray, query_cams: np.ndarray,
     Market-1501 protocol: gallery images of the query's identity from the query's camera are
     ignored; queries without a remaining true match are invalid (left out).
     """
-    sim = query @ gallery.T
+    r = retrieval(query @ gallery.T, query_ids, query_cams, gallery_ids, gallery_cams)
+    return r["rank1"], r["rank1_chance"], r["valid"]
+
+
+def retrieval(sim: np.ndarray, query_ids: np.ndarray, query_cams: np.ndarray,
+              gallery_ids: np.ndarray, gallery_cams: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-query rank-1 and average precision from a (Nq, Ng) similarity matrix, each with
+    its expectation under a random ranking, and the validity mask (Market-1501 protocol as in
+    `rank1_hits`). Random ranking of N candidates with R true matches has expected AP
+    (H_N + (R - 1) / (N - 1) * (N - H_N)) / N, H_N the harmonic number."""
     same_id = gallery_ids[None, :] == query_ids[:, None]
     junk = same_id & (gallery_cams[None, :] == query_cams[:, None])
-    sim = np.where(junk, -np.inf, sim)
-    top = np.argmax(sim, axis=1)
-    hits = same_id[np.arange(len(query)), top].astype(np.float64)
-    n_true = (same_id & ~junk).sum(axis=1)
-    n_valid = (~junk).sum(axis=1)
-    return hits, n_true / np.maximum(n_valid, 1), n_true > 0
+    sim = np.where(junk, -np.inf, np.asarray(sim, np.float64))
+    order = np.argsort(-sim, axis=1, kind="stable")
+    rel = np.take_along_axis(same_id & ~junk, order, axis=1)
+    keep = np.take_along_axis(~junk, order, axis=1)  # junk sorts last: -inf
+    n_true = rel.sum(axis=1)
+    n_valid = keep.sum(axis=1)
+    ranks = np.arange(1, rel.shape[1] + 1)
+    precision = np.cumsum(rel, axis=1) / ranks
+    ap = (precision * rel).sum(axis=1) / np.maximum(n_true, 1)
+    harmonic = np.cumsum(1.0 / ranks)[np.maximum(n_valid, 1) - 1]
+    n = np.maximum(n_valid, 2).astype(np.float64)
+    ap_chance = (harmonic + (n_true - 1) / (n - 1) * (n_valid - harmonic)) / np.maximum(n_valid, 1)
+    return {"rank1": rel[:, 0].astype(np.float64), "rank1_chance": n_true / np.maximum(n_valid, 1),
+            "ap": ap, "ap_chance": ap_chance, "valid": n_true > 0}
 
 
 # ----------------------------------------------------------------------------- intervals

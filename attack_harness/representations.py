@@ -9,8 +9,17 @@ envelope format is public, so the attacker can find the payload (but never open 
              is the sign bit, 1..8 the exponent), matching shared/research/shufflebits.md
     hamming  the popcount (0..32) of every word: any pure bit permutation preserves it
     bytes    the raw bytes of the whole response (header, nonce, payload, tag) as 0..255
+    structure the ciphertext-only structure attack (`bitstructure`): the sign and exponent
+             positions of a fixed bit permutation inferred from everything the attacker holds
+             (unit norm, bits correlated across messages), and the values decoded with them
+    columns  a whole-message reader: the 32 bit columns of a message (bit position k of
+             every element), each centred and unit-normalised. A bit permutation drawn
+             afresh per message (shufflebits-otp) reorders the columns but keeps each one,
+             so messages are compared column against column in any order (`column_similarity`)
 
-For plaintext responses the payload is the little-endian float32 feature bytes.
+For plaintext responses the payload is the little-endian float32 feature bytes. `columns` has
+no fixed coordinate order (ORDERED lists the readings that do): learned attacks that fit one
+weight per input skip it; similarity-based ones use `column_similarity`.
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ import numpy as np
 from featurelock.middleware import Envelope
 from featurelock.middleware.errors import DecryptionError
 
-__all__ = ["REPRESENTATIONS", "Response", "payload_words", "raw_bytes", "float_view",
-           "bits_view", "hamming_view", "bytes_view", "represent", "words_from_bits"]
+__all__ = ["REPRESENTATIONS", "ORDERED", "Response", "payload_words", "raw_bytes", "float_view",
+           "bits_view", "hamming_view", "bytes_view", "columns_view", "column_similarity",
+           "represent", "words_from_bits"]
 
-REPRESENTATIONS = ("float", "bits", "hamming", "bytes")
+REPRESENTATIONS = ("float", "bits", "hamming", "bytes", "structure", "columns")
+ORDERED = ("float", "bits", "hamming", "bytes", "structure")
 Response = np.ndarray | bytes | bytearray
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -91,6 +102,30 @@ def hamming_view(words: np.ndarray) -> np.ndarray:
     return _POPCOUNT8[words.view(np.uint8)].reshape(*words.shape, 4).sum(axis=-1, dtype=np.uint8)
 
 
+def columns_view(words: np.ndarray) -> np.ndarray:
+    """(N, 32, D) float32: per message, each bit position's column over the D elements,
+    centred and scaled to unit norm (constant columns are all zero: they carry nothing)."""
+    cols = bits_view(words).reshape(words.shape[0], words.shape[1], 32).astype(np.float32)
+    cols = np.ascontiguousarray(cols.transpose(0, 2, 1))
+    cols -= cols.mean(axis=2, keepdims=True)
+    norm = np.linalg.norm(cols, axis=2, keepdims=True)
+    return np.divide(cols, norm, out=np.zeros_like(cols), where=norm > 1e-6)
+
+
+def column_similarity(a: np.ndarray, b: np.ndarray, block: int = 64) -> np.ndarray:
+    """(Na, Nb): for two sets of column views, the best correlation between any column of
+    one message and any column of the other. Invariant to a separate bit permutation per
+    message; the sign column of one person's features matches across their images."""
+    a = a.reshape(a.shape[0], 32, -1)
+    b = b.reshape(b.shape[0], 32, -1)
+    flat_b = b.reshape(-1, b.shape[2])
+    out = np.empty((a.shape[0], b.shape[0]), np.float32)
+    for s in range(0, a.shape[0], block):
+        part = a[s:s + block].reshape(-1, a.shape[2]) @ flat_b.T  # (k*32, Nb*32)
+        out[s:s + block] = part.reshape(-1, 32, b.shape[0], 32).max(axis=(1, 3))
+    return out
+
+
 def bytes_view(responses: Sequence[Response]) -> np.ndarray:
     """(N, L) uint8 raw response bytes."""
     return _stack([raw_bytes(r) for r in responses])
@@ -107,4 +142,10 @@ def represent(responses: Sequence[Response], name: str) -> np.ndarray:
         return bits_view(words).astype(np.float32)
     if name == "hamming":
         return hamming_view(words).astype(np.float32)
+    if name == "structure":
+        from .bitstructure import decode, infer_layout
+
+        return decode(words, infer_layout(words)).astype(np.float32)
+    if name == "columns":
+        return columns_view(words).reshape(len(words), -1)
     raise ValueError(f"unknown representation {name!r}; choose one of {', '.join(REPRESENTATIONS)}")

@@ -1,46 +1,49 @@
-"""A scan: every attack, through every representation, against every target; one verdict each.
+"""A scan: every attack against every target, judged beside a plaintext control.
 
-    result = run_scan({"plaintext": t0, "aes": t1}, ScanConfig(budget=600), evaluator=...)
+    result = run_scan({"plaintext": t0, "aes": t1}, ScanConfig(budget=600), data, evaluator)
     result.exit_status()   # 0 pass, 1 a protected target leaks
 
-Per target the attacker (1) spends its query budget on its own auxiliary images, (2) receives
-the leaked outputs of the victims (identities disjoint from its own; not charged to the
-budget), then for each representation (float, bits, hamming, bytes) trains and scores:
+Per target the attacker (1) spends its query budget on its own auxiliary images (less what
+attacks reserve for probes), (2) receives the victims' leaked outputs (identities disjoint
+from its own; not charged), then (3) every registered attack (`attacks/`, one module each)
+runs and returns scored tests. The scan only orchestrates:
 
-* attributes   balanced accuracy per attribute and its mean, vs chance;
-* reconstruction SSIM / PSNR gain over the mean-image baseline;
-* identity     rank-1 retrieval of the victim's identity by the plaintext model from each
-               reconstruction of a victim query, vs chance;
-
-and, for plaintext targets, the white-box rMLE insider. A gated test LEAKS when the lower end
-of its interval exceeds chance + margin. The intervals are simultaneous over every gated test
-of the scan (Bonferroni: each at level 1 - (1 - confidence) / m), so a 48-test scan of a sound
-scheme does not fail by luck. A target's verdict is its best attacker.
+* **intervals**: a test LEAKS when the lower end of its interval exceeds chance + margin. The
+  intervals are simultaneous over every gated test of the scan (Bonferroni), so a scan of
+  hundreds of tests on a sound scheme does not fail by luck. Each test also reports the
+  smallest score it could have detected (`detectable`).
+* **power**: every attack also runs on a plaintext control of the same model: the target the
+  caller names, else the first plaintext target, else the evaluator in process. A column of
+  a protected target is "within chance" only where the control's same test clearly leaked;
+  where it did not, it is "inconclusive": the attack lacks power at this budget.
+* **budgets** (`ScanConfig.budgets`): the learning attacks again on the first b responses
+  for each b, for the leakage-vs-budget curve.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from statistics import NormalDist
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from .attributes import AttributeAttackConfig, attribute_attack, jsonable
+from .attack import ATTACKS, Attack, Finding, TargetView
+from .attacks import attack_names
+from .attributes import AttributeAttackConfig, jsonable
 from .data import AttackData
-from .linear import KernelRidgeCV
-from .metrics import Interval, batch_psnr, batch_ssim, rank1_hits
-from .reconstruction import (DecoderConfig, baseline_image, identity_leakage,
-                             reconstruction_attack, rmle)
-from .representations import REPRESENTATIONS, represent
-from .targets import PLAINTEXT, MeteredTarget, Target
+from .reconstruction import DecoderConfig
+from .representations import REPRESENTATIONS
+from .targets import PLAINTEXT, LocalTarget, MeteredTarget, Target
 
-__all__ = ["ScanConfig", "ScanResult", "run_scan", "GATED", "FAIL_IF"]
+__all__ = ["ScanConfig", "ScanResult", "run_scan", "FAIL_IF", "CONTROL"]
 
-GATED = ("attributes", "identity", "ssim_gain", "psnr_gain")
 FAIL_IF = ("protected-leak", "any-leak", "never")
+CONTROL = "control (in-process plaintext)"
+MIN_TRAINING = 8  # attacker images left after the attacks' reserved probes
 
 
 @dataclass(frozen=True)
@@ -48,19 +51,21 @@ class ScanConfig:
     budget: int = 600
     seed: int = 0
     representations: tuple[str, ...] = REPRESENTATIONS
-    attacks: tuple[str, ...] = ("attributes", "reconstruction", "rmle")
+    attacks: tuple[str, ...] = field(default_factory=attack_names)
     confidence: float = 0.95
-    margin: float = 0.05  # absolute, on accuracy / rank-1 / SSIM
+    margin: float = 0.05  # absolute, on accuracy / rank-1 / shares
+    ssim_margin: float = 0.005  # SSIM gains of decoders are small even on plaintext
     psnr_margin_db: float = 0.5
     rate_limit: float | None = None  # queries per second, all queries to a target
     batch_size: int = 32
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     attribute: AttributeAttackConfig = field(default_factory=AttributeAttackConfig)
     rmle_victims: int = 4
-    rmle_steps: int = 200
+    rmle_steps: int = 500
     grid: int = 6  # victims shown in the report's image grids
     n_boot: int = 1000
     fail_if: str = "protected-leak"
+    budgets: tuple[int, ...] = ()  # leakage-vs-budget curve points (each <= budget)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -68,14 +73,18 @@ class ScanConfig:
         if bad or not self.representations:
             raise ValueError(f"representations must be among {', '.join(REPRESENTATIONS)}, "
                              f"got {', '.join(sorted(bad)) or 'none'}")
-        bad = set(self.attacks) - {"attributes", "reconstruction", "rmle"}
-        if bad:
-            raise ValueError(f"unknown attacks: {', '.join(sorted(bad))}")
+        bad = set(self.attacks) - set(ATTACKS)
+        if bad or not self.attacks:
+            raise ValueError(f"attacks must be among {', '.join(attack_names())}, "
+                             f"got {', '.join(sorted(bad)) or 'none'}")
         if self.budget < 1:
             raise ValueError(f"budget must be >= 1, got {self.budget}")
+        if any(b < 2 * MIN_TRAINING or b > self.budget for b in self.budgets):
+            raise ValueError(f"budgets must lie in {2 * MIN_TRAINING}..{self.budget} (the "
+                             f"scan's budget), got {list(self.budgets)}")
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
-        if self.margin < 0 or self.psnr_margin_db < 0:
+        if min(self.margin, self.ssim_margin, self.psnr_margin_db) < 0:
             raise ValueError("margins must be >= 0")
         if self.fail_if not in FAIL_IF:
             raise ValueError(f"fail_if must be one of {', '.join(FAIL_IF)}, got {self.fail_if!r}")
@@ -89,10 +98,12 @@ class ScanResult:
     config: ScanConfig
     data: dict
     evaluator: str
-    targets: dict[str, dict]  # name -> {"scheme", "queries", "representations": {...}, ...}
+    control: str  # the name of the plaintext control's entry in `targets`
+    targets: dict[str, dict]  # name -> {"scheme", "queries_*", "attacks": {name: details}}
     tests: list[dict]  # every gated test with its simultaneous interval and verdict
     verdicts: dict[str, dict]
-    images: dict[str, Any]  # name -> {"victims", "baseline", rep -> reconstructions} (uint8)
+    images: dict[str, Any]  # name -> {"victims": ..., row label -> (k, H, W, 3) uint8}
+    curves: dict[str, dict]  # name -> column -> [{"budget", "score", "chance", "low"}]
     seconds: float
 
     def leaking_targets(self) -> list[str]:
@@ -101,17 +112,22 @@ class ScanResult:
     def exit_status(self) -> int:
         if self.config.fail_if == "never":
             return 0
-        for name, v in self.verdicts.items():
+        for v in self.verdicts.values():
             if v["leak"] and (self.config.fail_if == "any-leak" or v["scheme"] != PLAINTEXT):
                 return 1
         return 0
 
+    def columns(self) -> list[str]:
+        """The verdict table's columns, in the attacks' order."""
+        seen = {t["column"] for t in self.tests}
+        return [c for a in self.config.attacks for c in ATTACKS[a].columns if c in seen]
+
     def to_dict(self) -> dict:
-        return jsonable({"featurelock_scan": 1, "config": self.config.to_dict(),
+        return jsonable({"featurelock_scan": 2, "config": self.config.to_dict(),
                          "data": self.data, "evaluator": self.evaluator,
-                         "targets": self.targets, "verdicts": self.verdicts,
-                         "tests": self.tests, "exit_status": self.exit_status(),
-                         "seconds": round(self.seconds, 1)})
+                         "control": self.control, "targets": self.targets,
+                         "verdicts": self.verdicts, "tests": self.tests, "curves": self.curves,
+                         "exit_status": self.exit_status(), "seconds": round(self.seconds, 1)})
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -132,167 +148,186 @@ def _query_all(target: MeteredTarget, images: np.ndarray, charge: bool, batch: i
     return out
 
 
+@dataclass
+class _Harvest:
+    """What the attacker collected from one target."""
+
+    metered: MeteredTarget
+    responses: list
+    leaked: list
+
+
 def run_scan(targets: Mapping[str, Target], config: ScanConfig, data: AttackData,
-             evaluator: Any) -> ScanResult:
-    """Attack every target; `evaluator` is the plaintext model (embed, torch_forward)."""
+             evaluator: Any, control: str | None = None) -> ScanResult:
+    """Attack every target. `evaluator` is the plaintext model (embed, torch_forward);
+    `control` names the target that serves plaintext from the same model (default: the
+    first plaintext target, else `evaluator` in process)."""
     if not targets:
         raise ValueError("targets must name at least one target")
     if len(data.aux_images) < config.budget:
         raise ValueError(f"the data set has {len(data.aux_images)} attacker images, "
                          f"budget is {config.budget}")
+    if control is not None and control not in targets:
+        raise ValueError(f"the control {control!r} is not among the targets")
+    attacks = [ATTACKS[name](config) for name in config.attacks]
+    reserve = sum(a.extra_queries for a in attacks)
+    if config.budget - reserve < MIN_TRAINING:
+        raise ValueError(f"budget must be >= {reserve + MIN_TRAINING}: the attacks reserve "
+                         f"{reserve} probe queries")
     started = time.monotonic()
     torch.manual_seed(config.seed)
-    aux = slice(0, config.budget)
-    aux_images, aux_ids = data.aux_images[aux], data.aux_ids[aux]
-    q = data.victim_is_query
-    # Identity leakage: every victim's reconstruction searches all victims' plaintext
-    # embeddings (itself and its identity's same-camera images excluded, Market-style).
-    gallery_emb = evaluator.embed(data.victim_images)
-    g_ids, g_cams = data.victim_ids, data.victim_cams
-    grid = np.arange(min(config.grid, int(q.sum())))
-    query_index = np.flatnonzero(q)
+    train = config.budget - reserve
+    victim_plain = np.asarray(evaluator.embed(data.victim_images), np.float32)
+
+    harvests = {name: _harvest(name, t, data.aux_images[:train], data, config)
+                for name, t in targets.items()}
+    control = control or next((n for n, h in harvests.items()
+                               if h.metered.scheme == PLAINTEXT), None)
+    if control is None:
+        control = CONTROL
+        harvests[CONTROL] = _harvest(CONTROL, LocalTarget(evaluator.embed, name=CONTROL),
+                                     data.aux_images[:train], data, config)
+    elif harvests[control].metered.scheme != PLAINTEXT:
+        raise ValueError(f"the control {control!r} does not serve plaintext")
+
     raw: dict[str, dict] = {}
     images: dict[str, Any] = {}
-    for name, target in targets.items():
-        metered = MeteredTarget(target, config.budget, config.rate_limit)
-        responses = _query_all(metered, aux_images, True, config.batch_size,
-                               f"querying {name}", config.progress)
-        leaked = _query_all(metered, data.victim_images, False, config.batch_size,
-                            f"leaked outputs {name}", config.progress)
-        scheme = metered.scheme or "unknown"
-        entry: dict[str, Any] = {"scheme": scheme, "queries_charged": metered.used,
-                                 "queries_total": metered.total, "representations": {}}
-        imgs: dict[str, Any] = {"victims": data.victim_images[query_index[grid]],
-                                "baseline": None, "reconstructions": {}}
-        reps = config.representations
-        with _bar(len(reps), f"training attacks on {name}", config.progress) as bar:
-            for rep in reps:
-                x_aux, x_vic = represent(responses, rep), represent(leaked, rep)
-                r: dict[str, Any] = {"dim": int(x_aux.shape[1])}
-                solver = KernelRidgeCV(x_aux, aux_ids, config.attribute.folds,
-                                       config.attribute.clip, config.seed)
-                if "attributes" in config.attacks:
-                    r["attributes"] = attribute_attack(
-                        solver, data.aux_attributes[aux], aux_ids, x_vic, data.victim_attributes,
-                        data.victim_ids, data.attribute_names, data.attribute_classes,
-                        config.attribute, config.seed, config.confidence, config.n_boot)
-                if "reconstruction" in config.attacks:
-                    rec = reconstruction_attack(solver if config.decoder.kind == "ridge"
-                                                else x_aux, aux_images, aux_ids, x_vic,
-                                                data.victim_images, data.victim_ids,
-                                                config.decoder, config.seed, config.confidence,
-                                                config.n_boot)
-                    recon = rec.pop("reconstructions")
-                    imgs["baseline"] = rec.pop("baseline_image")
-                    imgs["reconstructions"][rep] = recon[query_index[grid]]
-                    rec["identity"] = identity_leakage(evaluator.embed(recon), data.victim_ids,
-                                                       data.victim_cams, gallery_emb, g_ids,
-                                                       g_cams, config.confidence, config.n_boot,
-                                                       config.seed)
-                    r["reconstruction"] = rec
-                entry["representations"][rep] = r
+    findings: dict[str, list[tuple[Attack, Finding]]] = {}
+    curves: dict[str, dict] = {}
+    for name, h in harvests.items():
+        scheme = h.metered.scheme or "unknown"
+        view = _view(name, scheme, h, data, train, evaluator, config, victim_plain)
+        entry: dict[str, Any] = {"scheme": scheme, "control": name == control, "attacks": {},
+                                 "seconds": {}}
+        imgs: dict[str, Any] = {"victims": data.victim_images[
+            np.flatnonzero(data.victim_is_query)[:config.grid]]}
+        found: list[tuple[Attack, Finding]] = []
+        with _bar(len(attacks), f"attacking {name}", config.progress) as bar:
+            for attack in attacks:
+                began = time.monotonic()
+                outcome = attack.run(view)
+                entry["seconds"][attack.name] = round(time.monotonic() - began, 2)
+                entry["attacks"][attack.name] = {"holds": attack.holds, **outcome.details}
+                imgs.update(outcome.images)
+                found += [(attack, f) for f in outcome.findings if attack.gated]
                 bar.update(1)
-        if "rmle" in config.attacks:
-            entry["rmle"] = _rmle(scheme, leaked, data, evaluator, config, gallery_emb)
-            if "images" in entry["rmle"]:
-                imgs["rmle"] = entry["rmle"].pop("images")
-        raw[name] = entry
-        images[name] = imgs
-    tests = _gate(raw, config)
-    verdicts = _verdicts(raw, tests)
-    return ScanResult(config, data.summary(), getattr(evaluator, "description", "?"), raw,
-                      tests, verdicts, images, time.monotonic() - started)
+        entry["queries_charged"], entry["queries_total"] = h.metered.used, h.metered.total
+        curves[name] = _curve(name, scheme, h, data, evaluator, config, victim_plain, attacks,
+                              [f for _, f in found])
+        raw[name], images[name], findings[name] = entry, imgs, found
+    tests = _gate(findings, config)
+    verdicts = _verdicts(raw, tests, control)
+    return ScanResult(config, data.summary(), getattr(evaluator, "description", "?"), control,
+                      raw, tests, verdicts, images, curves, time.monotonic() - started)
 
 
-def _rmle(scheme: str, leaked: list, data: AttackData, evaluator: Any, config: ScanConfig,
-          gallery_emb: np.ndarray) -> dict:
-    if scheme != PLAINTEXT:
-        return {"status": "not applicable",
-                "reason": "the insider holds the model but not the keys: a ciphertext is no "
-                          "feature vector, so there is nothing for f(x) to match"}
-    if not hasattr(evaluator, "torch_forward"):
-        return {"status": "skipped", "reason": "the evaluator model is not differentiable"}
-    idx = np.flatnonzero(data.victim_is_query)[:config.rmle_victims]
-    target = torch.from_numpy(np.stack([np.asarray(leaked[i], np.float32).reshape(-1)
-                                        for i in idx]))
-    h, w = data.victim_images.shape[1:3]
-    with torch.enable_grad():
-        x = rmle(evaluator.torch_forward, target, (3, h, w), steps=config.rmle_steps,
-                 seed=config.seed)
-    recon = (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    truth = data.victim_images[idx]
-    base = baseline_image(data.aux_images[:config.budget], full_resolution=True)
-    hits, chance, valid = rank1_hits(evaluator.embed(recon), data.victim_ids[idx],
-                                     data.victim_cams[idx], gallery_emb, data.victim_ids,
-                                     data.victim_cams)
-    return {"status": "ran", "victims": int(idx.size), "steps": config.rmle_steps,
-            "ssim": float(batch_ssim(recon, truth).mean()),
-            "ssim_baseline": float(batch_ssim(truth, base).mean()),
-            "psnr": float(batch_psnr(recon, truth).mean()),
-            "psnr_baseline": float(batch_psnr(truth, base).mean()),
-            "rank1": float(hits[valid].mean()) if valid.any() else None,
-            "rank1_chance": float(chance[valid].mean()) if valid.any() else None,
-            "note": "white-box, a handful of victims: reported, not gated. Rank-1 re-embeds "
-                    "with the very model inverted, so it can be high for images that look "
-                    "nothing like the victim (SSIM tells)",
-            "images": recon[: config.grid]}
+def _harvest(name: str, target: Target, aux: np.ndarray, data: AttackData,
+             config: ScanConfig) -> _Harvest:
+    metered = MeteredTarget(target, config.budget, config.rate_limit)
+    responses = _query_all(metered, aux, True, config.batch_size, f"querying {name}",
+                           config.progress)
+    leaked = _query_all(metered, data.victim_images, False, config.batch_size,
+                        f"leaked outputs {name}", config.progress)
+    return _Harvest(metered, responses, leaked)
 
 
-def _gate(raw: dict[str, dict], config: ScanConfig) -> list[dict]:
+def _view(name: str, scheme: str, h: _Harvest, data: AttackData, n: int, evaluator: Any,
+          config: ScanConfig, victim_plain: np.ndarray) -> TargetView:
+    cut = replace(data, aux_images=data.aux_images[:n], aux_ids=data.aux_ids[:n],
+                  aux_attributes=data.aux_attributes[:n])
+    return TargetView(name, scheme, h.responses[:n], h.leaked, cut, evaluator, config,
+                      lambda images: h.metered.query(images, charge=True), victim_plain)
+
+
+def _curve(name: str, scheme: str, h: _Harvest, data: AttackData, evaluator: Any,
+           config: ScanConfig, victim_plain: np.ndarray, attacks: list[Attack],
+           full: list[Finding]) -> dict:
+    """Per column, the best headline score of the learning attacks on the first b responses
+    (the scan's own findings where b is its whole training set)."""
+    curve: dict[str, list] = {}
+    learners = [a for a in attacks if a.gated and a.extra_queries == 0]
+    columns = {c for a in learners for c in a.columns}
+    for b in sorted(config.budgets):
+        n = min(b, len(h.responses))
+        if n == len(h.responses):
+            found = [f for f in full if f.column in columns]
+        else:  # the first n of the responses the scan already holds: no new queries
+            view = _view(name, scheme, h, data, n, evaluator, config, victim_plain)
+            found = [f for a in learners for f in a.run(view).findings]
+        best: dict[str, Finding] = {}
+        for f in found:
+            if f.summary and (f.column not in best or f.score.low - f.chance
+                              > best[f.column].score.low - best[f.column].chance):
+                best[f.column] = f
+        for column, f in best.items():
+            curve.setdefault(column, []).append(
+                {"budget": b, "score": f.score.estimate, "low": f.score.low,
+                 "chance": f.chance, "reading": f.reading})
+    return curve
+
+
+def _gate(findings: dict[str, list[tuple[Attack, Finding]]], config: ScanConfig) -> list[dict]:
     """Every gated test, with a simultaneous (Bonferroni) interval and a leak flag."""
-    found: list[dict] = []
-    for name, entry in raw.items():
-        for rep, r in entry["representations"].items():
-            for attr, res in (r.get("attributes") or {}).get("attributes", {}).items():
-                found.append({"target": name, "representation": rep, "attack": "attributes",
-                              "what": attr, **res})
-            mean = (r.get("attributes") or {}).get("mean")
-            if mean:
-                found.append({"target": name, "representation": rep, "attack": "attributes",
-                              "what": "mean", **mean})
-            rec = r.get("reconstruction")
-            if rec:
-                for key in ("identity", "ssim_gain", "psnr_gain"):
-                    found.append({"target": name, "representation": rep, "attack": key,
-                                  "what": "rank1" if key == "identity" else key, **rec[key]})
-    scored = [t for t in found if isinstance(t.get("score"), Interval)]
-    m = max(len(scored), 1)
+    m = max(sum(len(v) for v in findings.values()), 1)
     level = 1 - (1 - config.confidence) / m
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     out = []
-    for t in scored:
-        margin = config.psnr_margin_db if t["attack"] == "psnr_gain" else config.margin
-        sim = t["score"].widened(level)
-        out.append({"target": t["target"], "representation": t["representation"],
-                    "attack": t["attack"], "what": t["what"], "score": t["score"].estimate,
-                    "ci": [t["score"].low, t["score"].high], "ci_level": t["score"].level,
-                    "simultaneous_ci": [sim.low, sim.high], "simultaneous_level": level,
-                    "chance": t["chance"], "margin": margin, "n": t["n"],
-                    "leak": bool(sim.low > t["chance"] + margin)})
+    for target, found in findings.items():
+        for attack, f in found:
+            margin = config.margin if f.margin is None else f.margin
+            sim = f.score.widened(level)
+            out.append({"target": target, "attack": attack.name, "column": f.column,
+                        "what": f.what, "reading": f.reading, "summary": f.summary,
+                        "score": f.score.estimate, "ci": [f.score.low, f.score.high],
+                        "ci_level": f.score.level, "simultaneous_ci": [sim.low, sim.high],
+                        "simultaneous_level": level, "chance": f.chance, "margin": margin,
+                        "detectable": f.chance + margin + z * f.score.se, "n": f.n,
+                        "leak": bool(sim.low > f.chance + margin)})
     return out
 
 
-def _verdicts(raw: dict[str, dict], tests: list[dict]) -> dict[str, dict]:
-    """Per target and attack: the best attacker (largest simultaneous lower bound over
-    chance), and the target's overall leak flag."""
+def _strength(t: dict) -> float:
+    return t["simultaneous_ci"][0] - t["chance"]
+
+
+def _verdicts(raw: dict[str, dict], tests: list[dict], control: str) -> dict[str, dict]:
+    """Per target and column: leak / within chance / inconclusive, and the target's verdict.
+
+    A test (column, what) is powered when the control's same test leaked in some reading.
+    A column leaks if any of its tests leaks; it is within chance if none leaks and at least
+    one of its tests is powered; otherwise it is inconclusive.
+    """
+    powered = {(t["column"], t["what"]) for t in tests if t["target"] == control and t["leak"]}
+    control_best: dict[tuple[str, str], dict] = {}
+    for t in tests:
+        key = (t["column"], t["what"])
+        if t["target"] == control and (key not in control_best
+                                       or _strength(t) > _strength(control_best[key])):
+            control_best[key] = t
     out = {}
     for name, entry in raw.items():
         mine = [t for t in tests if t["target"] == name]
-        best: dict[str, dict] = {}
-        for attack in GATED:
-            cands = [t for t in mine if t["attack"] == attack]
-            if not cands:
-                continue
-            if attack == "attributes":  # the table shows the mean; leak if any attribute leaks
-                means = [t for t in cands if t["what"] == "mean"] or cands
-                top = max(means, key=lambda t: t["simultaneous_ci"][0] - t["chance"])
-                worst = max(cands, key=lambda t: t["simultaneous_ci"][0] - t["chance"])
-                best[attack] = {**top, "leak": any(t["leak"] for t in cands),
-                                "worst_attribute": worst["what"],
-                                "worst_representation": worst["representation"],
-                                "worst_score": worst["score"], "worst_chance": worst["chance"]}
-            else:
-                best[attack] = max(cands, key=lambda t: t["simultaneous_ci"][0] - t["chance"])
-        out[name] = {"scheme": entry["scheme"], "leak": any(t["leak"] for t in mine),
-                     "best": best, "rmle": {k: v for k, v in entry.get("rmle", {}).items()
-                                            if k != "images"}}
+        columns: dict[str, dict] = {}
+        for column in dict.fromkeys(t["column"] for t in mine):
+            cands = [t for t in mine if t["column"] == column]
+            shown = max([t for t in cands if t["summary"]] or cands, key=_strength)
+            worst = max(cands, key=_strength)
+            leak = any(t["leak"] for t in cands)
+            unpowered = sorted({t["what"] for t in cands
+                                if (column, t["what"]) not in powered})
+            status = ("leak" if leak else "within chance"
+                      if any((column, t["what"]) in powered for t in cands) else "inconclusive")
+            ctl = control_best.get((shown["column"], shown["what"]))
+            columns[column] = {"status": status, "best": shown, "worst": worst,
+                               "unpowered": unpowered,
+                               "control": None if ctl is None else
+                               {k: ctl[k] for k in ("score", "chance", "reading", "leak")}}
+        leak = any(c["status"] == "leak" for c in columns.values())
+        inconclusive = [c for c, v in columns.items() if v["status"] == "inconclusive"]
+        powered_any = any(v["status"] == "within chance" for v in columns.values())
+        verdict = ("LEAKS" if leak else "inconclusive" if not powered_any
+                   else f"within chance; inconclusive: {', '.join(inconclusive)}" if inconclusive
+                   else "within chance")
+        out[name] = {"scheme": entry["scheme"], "control": entry["control"], "leak": leak,
+                     "verdict": verdict, "inconclusive": inconclusive, "columns": columns}
     return out

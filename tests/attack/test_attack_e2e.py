@@ -32,9 +32,8 @@ def test_small_scan_over_http(server, tmp_path):
                for s in SCHEMES}
     evaluator = ZooEvaluator()  # the same weights export_default_model served
     data = synthetic_data(64, 8, 4, seed=5)
-    config = ScanConfig(budget=64, progress=False, representations=("float", "bits"),
-                        attacks=("attributes", "reconstruction", "rmle"), rmle_steps=5,
-                        n_boot=200, rate_limit=500.0)
+    config = ScanConfig(budget=64, progress=False, representations=("float", "bits", "columns"),
+                        rmle_steps=5, n_boot=200, rate_limit=500.0)
     try:
         # Over HTTP, the plaintext endpoint answers what the local model computes.
         served = targets["plaintext"].query(data.victim_images[:4])
@@ -44,8 +43,14 @@ def test_small_scan_over_http(server, tmp_path):
         for t in targets.values():
             t.close()
     assert {n: v["scheme"] for n, v in result.verdicts.items()} == {s: s for s in SCHEMES}
+    assert result.control == "plaintext"  # the endpoint's plaintext twin
     assert all(t["queries_charged"] == 64 for t in result.targets.values())
     assert not result.verdicts["aes-256-gcm"]["leak"]
-    assert result.verdicts["plaintext"]["rmle"]["status"] == "ran"
+    assert result.targets["plaintext"]["attacks"]["rmle"]["status"] == "ran"
+    # Over HTTP too: the served shufflebits key falls to the insider's known pairs, and the
+    # same image sent twice comes back identical.
+    sb = result.verdicts["shufflebits"]["columns"]
+    assert sb["key recovery"]["status"] == "leak" and sb["equality"]["status"] == "leak"
+    assert result.verdicts["aes-256-gcm"]["columns"]["equality"]["status"] == "within chance"
     paths = write_reports(result, tmp_path)
     assert paths["html"].stat().st_size > 10_000

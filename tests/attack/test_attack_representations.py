@@ -46,7 +46,8 @@ def test_hamming_is_popcount():
 
 def test_envelopes_expose_payload_and_raw_bytes(rng):
     feats = rng.standard_normal((1, 16)).astype(np.float32)
-    env = bytes(FeatureProtector(Keyset.generate("shufflebits", shufflebits_seed=0)).protect(
+    env = bytes(FeatureProtector(Keyset.generate("shufflebits", shufflebits_seed=0,
+                                                     allow_leaky=True)).protect(
         feats, Context("m")))
     words = payload_words([env])
     assert words.shape == (1, 16)
@@ -66,7 +67,24 @@ def test_aes_payload_is_the_same_size_as_the_features(rng):
 def test_represent_shapes_and_unknown_name(rng):
     resp = [rng.standard_normal(8).astype(np.float32) for _ in range(3)]
     dims = {name: represent(resp, name).shape for name in REPRESENTATIONS}
-    assert dims == {"float": (3, 8), "bits": (3, 256), "hamming": (3, 8), "bytes": (3, 32)}
+    assert dims == {"float": (3, 8), "bits": (3, 256), "hamming": (3, 8), "bytes": (3, 32),
+                    "structure": (3, 8), "columns": (3, 256)}
     assert all(represent(resp, n).dtype == np.float32 for n in REPRESENTATIONS)
     with pytest.raises(ValueError, match="unknown representation"):
         represent(resp, "pixels")
+
+
+def test_column_similarity_ignores_a_fresh_bit_permutation_per_message(rng):
+    from featurelock.attack_harness.representations import column_similarity, columns_view
+    from featurelock.middleware import ShuffleBits
+
+    feats = rng.standard_normal((6, 64)).astype(np.float32)
+    words = feats.view(np.uint32)
+    permuted = np.stack([ShuffleBits(rng.permutation(32)).encrypt_array(f).view(np.uint32)
+                         for f in feats])
+    plain = column_similarity(columns_view(words), columns_view(words))
+    mixed = column_similarity(columns_view(permuted), columns_view(words))
+    # Each message's columns are all still there: self-similarity stays maximal (1) ...
+    assert np.allclose(np.diag(mixed), 1.0, atol=1e-5) and np.allclose(np.diag(plain), 1.0, atol=1e-5)
+    # ... while different messages correlate far less.
+    assert (mixed[~np.eye(6, dtype=bool)] < 0.9).all()

@@ -1,0 +1,54 @@
+"""Image reconstruction (Ni et al. decoder; He et al. inverse network) and identity leakage.
+
+Threat model: the black-box API (its own images, within the budget) and the victims' leaked
+outputs. A decoder trained on the attacker's (image, reading) pairs reconstructs each victim;
+scored by SSIM and PSNR gain over the attacker's mean image (chance 0), and by identity: each
+reconstruction, re-embedded by the plaintext model, must retrieve its victim from the victims'
+gallery (rank-1 vs chance). See `featurelock.attack_harness.reconstruction`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..attack import Attack, Finding, Outcome, TargetView, register
+from ..reconstruction import identity_leakage, reconstruction_attack
+from ..representations import ORDERED
+
+
+@register
+class ImageReconstruction(Attack):
+    name = "reconstruction"
+    holds = "its own queries' responses with its images; the leaked outputs"
+    columns = ("identity", "ssim_gain", "psnr_gain")
+
+    def run(self, view: TargetView) -> Outcome:
+        cfg, data = self.config, view.data
+        grid = np.flatnonzero(data.victim_is_query)[:cfg.grid]
+        findings, details, images = [], {}, {}
+        for rep in [r for r in cfg.representations if r in ORDERED]:
+            x_aux, x_vic = view.reading(rep)
+            rec = reconstruction_attack(view.solver(rep) if cfg.decoder.kind == "ridge" else x_aux,
+                                        data.aux_images, data.aux_ids, x_vic, data.victim_images,
+                                        data.victim_ids, cfg.decoder, cfg.seed, cfg.confidence,
+                                        cfg.n_boot)
+            recon = rec.pop("reconstructions")
+            # The smoothed images score SSIM best; the unsmoothed ones carry more identity.
+            for_identity = rec.pop("identity_reconstructions", recon)
+            images["baseline (mean image)"] = np.repeat(rec.pop("baseline_image")[None],
+                                                        grid.size, 0)
+            images[f"decoder [{rep}]"] = recon[grid]
+            ident = identity_leakage(view.evaluator.embed(for_identity), data.victim_ids,
+                                     data.victim_cams, view.victim_plain, data.victim_ids,
+                                     data.victim_cams, cfg.confidence, cfg.n_boot, cfg.seed)
+            if "score" in ident:
+                findings.append(Finding("identity", "rank-1", ident["score"], ident["chance"],
+                                        ident["n"], rep, summary=True))
+            margins = {"ssim_gain": cfg.ssim_margin, "psnr_gain": cfg.psnr_margin_db}
+            for key, margin in margins.items():
+                r = rec[key]
+                findings.append(Finding(key, key, r["score"], r["chance"], r["n"], rep,
+                                        summary=True, margin=margin))
+            details[rep] = {k: rec[k] for k in ("ssim", "ssim_baseline", "psnr", "psnr_baseline",
+                                                "decoder") if k in rec}
+        return Outcome(findings, details, images)
