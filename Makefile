@@ -35,8 +35,8 @@ bench: $(STAMP)
 loadtest: $(STAMP)
 	$(PY) -m load_tests.run $(LOADTEST_ARGS)
 
-# The longer in-process scan behind the README's figures: every scheme beside the plaintext
-# control at 1000 queries, and leakage vs budget at 100, 300 and 1000 (about 15 min on 2 cores).
+# The longer in-process scan: every scheme beside the plaintext control at 1000 queries, and
+# leakage vs budget at 100, 300 and 1000 (report in out/scan-budgets/).
 scan-budgets: $(STAMP)
 	$(VENV)/bin/featurelock scan --local plaintext --local shufflebits --local shufflebits-otp \
 	  --local shufflebits-masked --local aes-256-gcm --budget 1000 --budgets 100,300,1000 \

@@ -85,8 +85,9 @@ class ShuffleBitsScheme(PermutationScheme):
     key_size = _PERM_BYTES + _MAC_KEY_BYTES
     nonce_size = 0
     leaks = ("it is deterministic (equal features give equal ciphertexts), one known "
-             "(feature, ciphertext) pair recovers most of the key, and attackers that read the "
-             "32 bits of each element recover attributes and link people across cameras")
+             "(feature, ciphertext) pair recovers the key, and from ciphertext alone an "
+             "attacker decodes the values and links people across cameras as well as from "
+             "plaintext")
 
     __slots__ = ("_cipher",)
 

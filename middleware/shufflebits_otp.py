@@ -39,9 +39,9 @@ class ShuffleBitsOtp(PermutationScheme):
     scheme_id = 3
     key_size = 32
     nonce_size = 16
-    leaks = ("a fresh bit permutation per message keeps each word's Hamming weight and the "
-             "structure shared by all elements of one message, so attackers that read a whole "
-             "message link people across cameras and recover attributes")
+    leaks = ("a fresh bit permutation per message keeps each word's Hamming weight and every "
+             "bit column of the message, so an attacker that reads whole messages links people "
+             "across cameras (featurelock scan: rank-1 0.83 vs 0.009 chance)")
 
     __slots__ = ("_perm_key",)
 
