@@ -25,7 +25,8 @@ import numpy as np
 __all__ = [
     "psnr", "ssim", "batch_psnr", "batch_ssim", "gaussian_kernel",
     "balanced_accuracy", "balanced_accuracy_chance", "weighted_balanced_accuracy",
-    "Interval", "cluster_bootstrap", "cluster_weights", "rank1_hits", "retrieval",
+    "Interval", "cluster_bootstrap", "cluster_weights", "mean_interval", "rank1_hits",
+    "retrieval",
 ]
 
 
@@ -223,3 +224,11 @@ def cluster_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int,
     boot = statistic(cluster_weights(clusters, n_boot, np.random.default_rng(seed)))
     se = float(np.std(boot, ddof=1)) if n_boot > 1 else 0.0
     return Interval(estimate, estimate, estimate, level, se).widened(level)
+
+
+def mean_interval(values: np.ndarray, clusters: np.ndarray, level: float = 0.95,
+                  n_boot: int = 1000, seed: int = 0) -> Interval:
+    """The mean of per-item `values` (hits, shares, gains) with a cluster-bootstrap interval."""
+    values = np.asarray(values, np.float64)
+    return cluster_bootstrap(lambda w: (w @ values) / w.sum(axis=1), values.size, clusters,
+                             level, n_boot, seed)

@@ -75,7 +75,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .linear import KernelRidgeCV, Standardizer
-from .metrics import batch_psnr, batch_ssim, cluster_bootstrap, gaussian_kernel, rank1_hits
+from .metrics import batch_psnr, batch_ssim, gaussian_kernel, mean_interval, rank1_hits
 
 __all__ = ["DecoderConfig", "Decoder", "Reconstructor", "train_decoder", "train_ridge_decoder",
            "baseline_image", "reconstruction_attack", "identity_leakage", "total_variation",
@@ -407,9 +407,7 @@ def identity_leakage(recon_embeddings: np.ndarray, query_ids: np.ndarray,
     hits, chance, ids = hits[valid], chance[valid], query_ids[valid]
     if hits.size == 0:
         return {"skipped": "no victim query has a true match in the gallery"}
-    interval = cluster_bootstrap(lambda w: (w @ hits) / w.sum(axis=1), hits.size, ids, level,
-                                 n_boot, seed)
-    return {"score": interval, "chance": float(chance.mean()), "n": int(hits.size)}
+    return {"score": mean_interval(hits, ids, level, n_boot, seed), "chance": float(chance.mean()), "n": int(hits.size)}
 
 
 def reconstruction_attack(x_train: np.ndarray | KernelRidgeCV, train_images: np.ndarray,
@@ -436,9 +434,8 @@ def reconstruction_attack(x_train: np.ndarray | KernelRidgeCV, train_images: np.
            "decoder": reconstruct.chosen, "reconstructions": recon, "baseline_image": base,
            "identity_reconstructions": reconstruct.unsmoothed(x_victim)}
     for key, gain in (("ssim_gain", s_rec - s_base), ("psnr_gain", p_rec - p_base)):
-        interval = cluster_bootstrap((lambda g: lambda w: (w @ g) / w.sum(axis=1))(gain),
-                                     gain.size, victim_ids, level, n_boot, seed)
-        out[key] = {"score": interval, "chance": 0.0, "n": int(gain.size)}
+        out[key] = {"score": mean_interval(gain, victim_ids, level, n_boot, seed), "chance": 0.0,
+                    "n": int(gain.size)}
     return out
 
 

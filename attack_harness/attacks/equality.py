@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
-from ..metrics import cluster_bootstrap
+from ..metrics import mean_interval
 from ..representations import raw_bytes
 
 PROBES = 8
@@ -45,8 +45,8 @@ class EqualityProbe(Attack):
         diff = np.array([differing_bits(raw_bytes(a), raw_bytes(view.responses[i]))
                          for a, i in zip(again, first)])
         same = (diff < NEAR).astype(np.float64)
-        score = cluster_bootstrap(lambda w: (w @ same) / w.sum(axis=1), same.size, ids[first],
-                                  self.config.confidence, self.config.n_boot, self.config.seed)
+        score = mean_interval(same, ids[first], self.config.confidence, self.config.n_boot,
+                              self.config.seed)
         return Outcome([Finding("equality", "equal responses", score, 0.0, int(same.size),
                                 summary=True)],
                        {"probes": int(same.size), "equal": int(same.sum()),

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
-from ..metrics import cluster_bootstrap
+from ..metrics import mean_interval
 from ..representations import bits_view, payload_words, words_from_bits
 
 PAIRS = (1, 2, 4, 8, 16)
@@ -80,8 +80,7 @@ class KeyRecovery(Attack):
         needed = next((r["pairs"] for r in rows if r["close_share"] >= 0.99), None)
         close = best.pop("_close")
         cfg = self.config
-        score = cluster_bootstrap(lambda w: (w @ close) / w.sum(axis=1), close.size,
-                                  view.data.victim_ids, cfg.confidence, cfg.n_boot, cfg.seed)
+        score = mean_interval(close, view.data.victim_ids, cfg.confidence, cfg.n_boot, cfg.seed)
         for r in rows:
             r.pop("_close", None)
         return Outcome([Finding("key recovery", f"victim words decrypted ({best['pairs']} pairs)",

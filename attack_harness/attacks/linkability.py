@@ -25,7 +25,7 @@ import numpy as np
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
 from ..linear import KernelRidgeCV, Standardizer
-from ..metrics import cluster_bootstrap, retrieval
+from ..metrics import mean_interval, retrieval
 from ..representations import ORDERED, column_similarity
 
 LAMBDAS = (1e-2, 1e-1, 1.0, 10.0, 100.0)  # x mean Gram diagonal
@@ -109,9 +109,7 @@ class Linkability(Attack):
                 valid, ids = r["valid"], data.victim_ids[q][r["valid"]]
                 for metric in ("rank1", "ap"):
                     values = r[metric][valid]
-                    score = cluster_bootstrap(lambda w, v=values: (w @ v) / w.sum(axis=1),
-                                              values.size, ids, cfg.confidence, cfg.n_boot,
-                                              cfg.seed)
+                    score = mean_interval(values, ids, cfg.confidence, cfg.n_boot, cfg.seed)
                     findings.append(Finding("linkability", f"{how} {'rank-1' if metric == 'rank1' else 'mAP'}",
                                             score, float(r[f"{metric}_chance"][valid].mean()),
                                             int(values.size), rep, summary=metric == "rank1"))
