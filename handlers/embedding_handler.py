@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-from featurelock.middleware import Context, Envelope, FeatureProtector, KeyRegistry, kek_from_uri
+from featurelock.middleware import (Context, Envelope, FeatureProtector, KeyRegistry, kek_from_uri,
+                                    warm_kernels)
 from featurelock.middleware.errors import FeaturelockError
 from featurelock.middleware.schemes import scheme_leak
 from featurelock.models.errors import ImageDecodeError
@@ -121,6 +122,8 @@ class EmbeddingHandler(BaseHandler):
                         "use only for baselines and attack comparisons", self.config.model)
         else:
             self.protectors = load_protectors(self.config, registry_dir, self.tokens.tenants())
+            # Compile (or load from cache) the bit-permutation kernel now, not on a request.
+            log.info("featurelock: bit-permutation kernel %s", warm_kernels())
         model_path = Path(props["model_dir"]) / self.config.model_file
         self.runner = load_runner(model_path, self.config.backend, props.get("gpu_id"),
                                   self.profile, self.config.normalize)

@@ -8,10 +8,12 @@ Two layers, named by risk:
   reference), and the envelope schemes `AesGcm`, `ShuffleBitsScheme`, `ShuffleBitsOtp`,
   `ShuffleBitsMasked`.
 
-Imports neither torch, TorchServe nor onnxruntime; torch tensors are accepted when torch is
-installed.
+Imports neither torch, TorchServe nor onnxruntime (nor numba, until the first ShuffleBits
+permutation or `warm_kernels()`); torch tensors are accepted when torch is installed.
 """
 
+from ._kernels import kernel_name
+from ._kernels import warm as warm_kernels
 from .aes_gcm import AesGcm
 from .envelope import Envelope
 from .errors import (
@@ -37,6 +39,6 @@ __all__ = [
     "FeatureProtector", "FeatureReader", "FeaturelockError", "KeyEncryptionKey", "KeyInfo",
     "KeyRegistry", "KeyStatus", "KeyStoreError", "Keyset", "KeysetError", "LocalKek", "SCHEMES",
     "ShuffleBits", "ShuffleBitsMasked", "ShuffleBitsOtp", "ShuffleBitsScheme", "TenantError",
-    "create_kek_file", "generate_kek_material", "kek_from_uri", "load_keyset", "parse_envelope", "rewrap",
-    "save_keyset",
+    "create_kek_file", "generate_kek_material", "kek_from_uri", "kernel_name", "load_keyset",
+    "parse_envelope", "rewrap", "save_keyset", "warm_kernels",
 ]

@@ -1,7 +1,9 @@
-"""Bit permutation of 32-bit words on a torch tensor's own device (CPU or CUDA).
+"""The Beneš network on a torch tensor's own device (CPU or CUDA).
 
-Same tables and bit order as `_bitperm`; results are bit-identical to the numpy path. Lets a GPU
-server encrypt features before they are copied to host memory.
+The same 9 delta swaps as `_benes.apply_numpy`, on int32 words, bit-identical to it (tested on
+CPU). Lets a GPU server encrypt features before they are copied to host memory. Right shifts
+of int32 are arithmetic, but every stage's mask clears the bits they fill, so the result is
+the logical one.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._bitperm import WordPermutation
+from ._benes import SHIFTS
+from ._kernels import Network
 
-__all__ = ["permute_words", "xor_words", "float32_words"]
+__all__ = ["permute_words", "float32_words"]
 
 
 def float32_words(features: torch.Tensor) -> torch.Tensor:
@@ -21,19 +24,16 @@ def float32_words(features: torch.Tensor) -> torch.Tensor:
     return features.detach().contiguous().view(torch.int32)
 
 
-def permute_words(words: torch.Tensor, perm: WordPermutation) -> torch.Tensor:
+def permute_words(words: torch.Tensor, network: Network) -> torch.Tensor:
     """Permute the bits of every int32 element of `words`, on the tensor's device."""
-    table = torch.from_numpy(perm.byte_table().view(np.int32)).to(words.device)
-    octets = words.reshape(-1).view(torch.uint8).reshape(-1, 4).long()  # little-endian bytes
-    octets += torch.arange(0, 1024, 256, device=words.device)
-    gathered = table[octets]
-    out = gathered[:, 0] | gathered[:, 1]
-    out |= gathered[:, 2]
-    out |= gathered[:, 3]
-    return out.reshape(words.shape)
-
-
-def xor_words(words: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
-    """words XOR mask, where mask is a host uint32 keystream of the same number of elements."""
-    device_mask = torch.from_numpy(mask.view(np.int32)).to(words.device).reshape(words.shape)
-    return words ^ device_mask
+    masks = network.masks.view(np.int32).tolist()
+    v = words.clone()
+    t = torch.empty_like(v)
+    for shift, mask in zip(SHIFTS, masks):
+        torch.bitwise_right_shift(v, shift, out=t)
+        t ^= v
+        t &= mask
+        v ^= t
+        t <<= shift
+        v ^= t
+    return v

@@ -1,31 +1,35 @@
-"""Shared machinery of the ShuffleBits family: bit permutation (+ optional mask) + HMAC tag.
+"""Shared machinery of the ShuffleBits family (envelope version 2): a bit permutation of every
+32-bit word through a Beneš network (`_kernels.py`), authenticated with AES-256-GCM.
 
-Each variant decides, per message, which permutation to use and whether to XOR a keystream
-first. This base class does the rest identically for all of them: float32 checks, the numpy or
-torch path, and the HMAC-SHA256 tag (under its own derived key) that makes tampering evident.
+Subclasses say which network a message uses (`_network`). The default seal is a pure
+permutation plus a tag from AES-GCM used as a MAC: the associated data goes in as the
+(discarded) plaintext and the payload as GCM's associated data, so the 16-byte tag covers both
+without copying the payload. Each message has a fresh random 96-bit nonce, as for aes-256-gcm.
+Version-1 envelopes (HMAC-SHA256) still open, through `_legacy_v1.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
-import struct
 from abc import abstractmethod
 from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ._bitperm import WordPermutation
-from ._scheme import Scheme, host_array
+from ._benes import MASK_BYTES, inverse_masks_from_stream, masks_from_stream
+from ._kernels import Network
+from ._legacy_v1 import V1_TAG_SIZE, LegacyV1Reader
+from ._scheme import ENVELOPE_VERSION, Scheme, host_array
 from .errors import DecryptionError
 
-__all__ = ["PermutationScheme", "derive_key", "keystream_words"]
+__all__ = ["PermutationScheme", "MessageNetworks", "derive_key"]
 
 _FLOAT32 = np.dtype("<f4")
+_TAG = 16
 
 
 def derive_key(master: bytes, label: str) -> bytes:
@@ -34,75 +38,83 @@ def derive_key(master: bytes, label: str) -> bytes:
                 info=f"featurelock/{label}".encode()).derive(master)
 
 
-def keystream_words(key: bytes, nonce: bytes, n_words: int) -> np.ndarray:
-    """n_words uint32 words of AES-256-CTR keystream under (key, 16-byte nonce)."""
-    zeros = bytes(4 * n_words)
-    out = np.empty(n_words + 4, dtype=np.uint32)  # update_into wants 15 spare bytes
-    encryptor = Cipher(algorithms.AES(key), modes.CTR(nonce)).encryptor()
-    encryptor.update_into(zeros, memoryview(out).cast("B"))
-    return out[:n_words]
+class MessageNetworks:
+    """A fresh random network per message: its 144 switch bits are the AES-256-CTR keystream
+    under (subkey, nonce) (GCM's counter mode; its tag is dropped). No sorting and no routing,
+    so deriving one costs one AES call and touches no memory by secret index."""
+
+    __slots__ = ("_prf",)
+    _ZEROS = bytes(MASK_BYTES)
+
+    def __init__(self, key: bytes) -> None:
+        self._prf = AESGCM(key)
+
+    def forward(self, nonce: bytes) -> Network:
+        return Network.trusted(masks_from_stream(self._prf.encrypt(nonce, self._ZEROS, None)))
+
+    def inverse(self, nonce: bytes) -> Network:
+        return Network.trusted(inverse_masks_from_stream(self._prf.encrypt(nonce, self._ZEROS, None)))
+
+    def __repr__(self) -> str:
+        return "MessageNetworks(<secret>)"
+
+    def __reduce__(self):
+        raise TypeError("key material cannot be pickled")
 
 
 class PermutationScheme(Scheme):
     """Base of the ShuffleBits variants; see each subclass for its security properties."""
 
-    tag_size = 32
+    nonce_size = 12
+    tag_size = _TAG
+    legacy_nonce_size: int  # version 1
     dtypes = frozenset({_FLOAT32})
 
-    __slots__ = ("_mac",)
+    __slots__ = ("_mac", "_legacy")
 
-    def __init__(self, mac_key: bytes) -> None:
-        self._mac = hmac.new(mac_key, digestmod=hashlib.sha256)
+    def __init__(self, mac_key: bytes, legacy: LegacyV1Reader) -> None:
+        self._mac = AESGCM(mac_key)
+        self._legacy = legacy
+
+    @classmethod
+    def sizes(cls, version: int) -> tuple[int, int]:
+        return (cls.legacy_nonce_size, V1_TAG_SIZE) if version == 1 else (cls.nonce_size, cls.tag_size)
 
     @abstractmethod
-    def _message_keys(self, nonce: bytes, n_words: int,
-                      decrypt: bool) -> tuple[WordPermutation, np.ndarray | None]:
-        """The permutation to apply for this message (the inverse one when decrypting) and,
-        for masked variants, the uint32 keystream XOR-ed into the words before permuting."""
+    def _network(self, nonce: bytes) -> Network:
+        """The forward network of the message with this nonce."""
+
+    def _inverse_network(self, nonce: bytes) -> Network:
+        return self._network(nonce).inverse()
 
     def _tag(self, nonce: bytes, associated_data: bytes, payload: memoryview) -> bytes:
-        mac = self._mac.copy()
-        mac.update(struct.pack(">Q", len(associated_data)) + associated_data + nonce)
-        mac.update(payload)
-        return mac.digest()
+        return self._mac.encrypt(nonce, associated_data, payload)[-_TAG:]
 
     def seal_into(self, features: Any, nonce: bytes, associated_data: bytes, out: memoryview) -> None:
         self.check_features(features)
         n_words = math.prod(features.shape)
-        perm, mask = self._message_keys(nonce, n_words, decrypt=False)
+        network = self._network(nonce)
         payload = out[: 4 * n_words]
         target = np.frombuffer(payload, dtype=np.uint32)
         if type(features).__module__.startswith("torch") and features.device.type != "cpu":
-            self._permute_on_device(features, perm, mask, target)
+            # Plaintext stays on its accelerator; only ciphertext is copied to host memory.
+            from ._bitperm_torch import float32_words, permute_words
+
+            target.view(np.int32)[:] = permute_words(float32_words(features).reshape(-1),
+                                                     network).cpu().numpy()
         else:
-            words = host_array(features).reshape(-1).view(np.uint32)
-            if mask is not None:
-                words = words ^ mask
-            perm.apply(words, out=target)
+            network.apply(host_array(features).reshape(-1).view(np.uint32), target)
         out[4 * n_words:] = self._tag(nonce, associated_data, payload)
 
-    @staticmethod
-    def _permute_on_device(features: Any, perm: WordPermutation, mask: np.ndarray | None,
-                           target: np.ndarray) -> None:
-        # Plaintext stays on its accelerator; only ciphertext is copied to host memory.
-        # (CPU tensors take the faster numpy path: .numpy() shares their memory.)
-        from ._bitperm_torch import float32_words, permute_words, xor_words
-
-        words = float32_words(features).reshape(-1)
-        if mask is not None:
-            words = xor_words(words, mask)
-        target.view(np.int32)[:] = permute_words(words, perm).cpu().numpy()
-
     def open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
-             dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-        if dtype != _FLOAT32 or len(sealed) < self.tag_size:
+             dtype: np.dtype, shape: tuple[int, ...],
+             version: int = ENVELOPE_VERSION) -> np.ndarray:
+        if version == 1:
+            return self._legacy.open(nonce, sealed, associated_data, dtype, shape)
+        if dtype != _FLOAT32 or len(sealed) < _TAG or len(nonce) != self.nonce_size:
             raise DecryptionError()
-        payload, tag = sealed[: -self.tag_size], sealed[-self.tag_size:]
+        payload, tag = sealed[:-_TAG], sealed[-_TAG:]
         if not hmac.compare_digest(self._tag(nonce, associated_data, payload), tag):
             raise DecryptionError()
         words = np.frombuffer(payload, dtype=np.uint32)
-        inverse, mask = self._message_keys(nonce, words.size, decrypt=True)
-        plain = inverse.apply(words)
-        if mask is not None:
-            plain ^= mask
-        return plain.view(np.float32).reshape(shape)
+        return self._inverse_network(nonce).apply(words).view(np.float32).reshape(shape)

@@ -16,7 +16,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Scheme", "DTYPES", "features_dtype", "host_array"]
+__all__ = ["Scheme", "DTYPES", "ENVELOPE_VERSION", "ENVELOPE_VERSIONS", "features_dtype", "host_array"]
+
+# The envelope version new messages are written in, and every version that still reads.
+# Version 2 changed only the ShuffleBits family (Beneš network, AES-GCM based tags).
+ENVELOPE_VERSION = 2
+ENVELOPE_VERSIONS = (1, 2)
 
 # dtypes an envelope can carry, by wire code.
 DTYPES: dict[int, np.dtype] = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("<f8")}
@@ -60,6 +65,11 @@ class Scheme(ABC):
     leaks: ClassVar[str]
 
     @classmethod
+    def sizes(cls, version: int) -> tuple[int, int]:
+        """(nonce size, tag size) of this scheme's envelopes of `version`."""
+        return cls.nonce_size, cls.tag_size
+
+    @classmethod
     def generate_key(cls) -> bytes:
         """Fresh key material for this scheme."""
         return os.urandom(cls.key_size)
@@ -81,12 +91,15 @@ class Scheme(ABC):
 
     @abstractmethod
     def seal_into(self, features: Any, nonce: bytes, associated_data: bytes, out: memoryview) -> None:
-        """Write `payload || tag` for `features` into `out` (exactly nbytes + tag_size long)."""
+        """Write `payload || tag` for `features` into `out` (exactly nbytes + tag_size long),
+        as envelope version ENVELOPE_VERSION."""
 
     @abstractmethod
     def open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
-             dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-        """Verify `payload || tag` and decrypt it; raise DecryptionError on any failure."""
+             dtype: np.dtype, shape: tuple[int, ...],
+             version: int = ENVELOPE_VERSION) -> np.ndarray:
+        """Verify `payload || tag` of an envelope of `version` and decrypt it; raise
+        DecryptionError on any failure."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(<secret>)"

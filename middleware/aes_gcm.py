@@ -14,7 +14,7 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ._scheme import DTYPES, Scheme, host_array
+from ._scheme import DTYPES, ENVELOPE_VERSION, Scheme, host_array
 from .errors import DecryptionError
 
 __all__ = ["AesGcm"]
@@ -44,7 +44,9 @@ class AesGcm(Scheme):
         self._aead.encrypt_into(nonce, data.reshape(-1).view(np.uint8), associated_data, out)
 
     def open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
-             dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+             dtype: np.dtype, shape: tuple[int, ...],
+             version: int = ENVELOPE_VERSION) -> np.ndarray:
+        # Versions 1 and 2 are the same for this scheme.
         out = np.empty(shape, dtype=dtype)
         try:
             self._aead.decrypt_into(nonce, sealed, associated_data, out.reshape(-1).view(np.uint8))

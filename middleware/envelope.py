@@ -1,6 +1,6 @@
 """The versioned, self-describing envelope every protected response travels in.
 
-Binary layout (big-endian), version 1:
+Binary layout (big-endian), versions 1 and 2 (2 is written; 1 still reads):
 
     "FLK" | version u8 | scheme u8 | key id u32 | dtype u8 | ndim u8 | shape u32 * ndim
           | nonce length u8 | payload length u32 | tag length u8          <- header
@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from ._scheme import DTYPES, Scheme
+from ._scheme import DTYPES, ENVELOPE_VERSION, ENVELOPE_VERSIONS, Scheme
 from .errors import DecryptionError
 from .schemes import SCHEMES, SCHEMES_BY_ID
 
 __all__ = ["Envelope", "seal_envelope", "MAX_ENVELOPE_BYTES"]
 
 MAGIC = b"FLK"
-VERSION = 1
+VERSION = ENVELOPE_VERSION
 MAX_ENVELOPE_BYTES = 256 * 1024 * 1024
 _MAX_NDIM = 8
 _FIXED = struct.Struct(">3sBBIBB")  # magic, version, scheme, key id, dtype, ndim
@@ -43,10 +43,11 @@ _JSON_FIELDS = {"featurelock", "scheme", "key_id", "dtype", "shape", "nonce", "p
 
 
 def _header(scheme: type[Scheme], key_id: int, dtype: np.dtype, shape: tuple[int, ...],
-            payload_len: int) -> bytes:
-    return (_FIXED.pack(MAGIC, VERSION, scheme.scheme_id, key_id, _DTYPE_CODES[dtype], len(shape))
+            payload_len: int, version: int = VERSION) -> bytes:
+    nonce_size, tag_size = scheme.sizes(version)
+    return (_FIXED.pack(MAGIC, version, scheme.scheme_id, key_id, _DTYPE_CODES[dtype], len(shape))
             + struct.pack(f">{len(shape)}I", *shape)
-            + _LENGTHS.pack(scheme.nonce_size, payload_len, scheme.tag_size))
+            + _LENGTHS.pack(nonce_size, payload_len, tag_size))
 
 
 def seal_envelope(scheme: Scheme, key_id: int, features: Any, context: bytes) -> bytearray:
@@ -87,14 +88,19 @@ class Envelope:
     nonce: bytes
     sealed: memoryview
     header: bytes
+    version: int = VERSION
+
+    @property
+    def _tag_size(self) -> int:
+        return SCHEMES[self.scheme].sizes(self.version)[1]
 
     @property
     def payload(self) -> memoryview:
-        return self.sealed[: len(self.sealed) - SCHEMES[self.scheme].tag_size]
+        return self.sealed[: len(self.sealed) - self._tag_size]
 
     @property
     def tag(self) -> memoryview:
-        return self.sealed[len(self.sealed) - SCHEMES[self.scheme].tag_size:]
+        return self.sealed[len(self.sealed) - self._tag_size:]
 
     def associated_data(self, context: bytes) -> bytes:
         return self.header + context
@@ -115,7 +121,7 @@ class Envelope:
         if len(view) > max_bytes or len(view) < _FIXED.size:
             raise DecryptionError()
         magic, version, scheme_id, key_id, dtype_code, ndim = _FIXED.unpack_from(view)
-        if magic != MAGIC or version != VERSION or ndim > _MAX_NDIM:
+        if magic != MAGIC or version not in ENVELOPE_VERSIONS or ndim > _MAX_NDIM:
             raise DecryptionError()
         scheme = SCHEMES_BY_ID[scheme_id]
         dtype = DTYPES[dtype_code]
@@ -124,14 +130,15 @@ class Envelope:
         nonce_len, payload_len, tag_len = _LENGTHS.unpack_from(view, offset)
         header_len = offset + _LENGTHS.size
         expected_payload = math.prod(shape) * dtype.itemsize
-        if (nonce_len != scheme.nonce_size or tag_len != scheme.tag_size
+        nonce_size, tag_size = scheme.sizes(version)
+        if (nonce_len != nonce_size or tag_len != tag_size
                 or payload_len != expected_payload
                 or len(view) != header_len + nonce_len + payload_len + tag_len):
             raise DecryptionError()
         body = header_len + nonce_len
         return cls(scheme=scheme.name, key_id=key_id, dtype=dtype, shape=tuple(shape),
                    nonce=bytes(view[header_len:body]), sealed=view[body:],
-                   header=bytes(view[:header_len]))
+                   header=bytes(view[:header_len]), version=version)
 
     def to_bytes(self) -> bytes:
         return b"".join((self.header, self.nonce, self.sealed))
@@ -139,7 +146,7 @@ class Envelope:
     # -- JSON form ---------------------------------------------------------------------
     def to_json_dict(self) -> dict[str, Any]:
         b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
-        return {"featurelock": VERSION, "scheme": self.scheme, "key_id": self.key_id,
+        return {"featurelock": self.version, "scheme": self.scheme, "key_id": self.key_id,
                 "dtype": self.dtype.name, "shape": list(self.shape), "nonce": b64(self.nonce),
                 "payload": b64(self.payload), "tag": b64(self.tag)}
 
@@ -164,7 +171,10 @@ class Envelope:
 
     @classmethod
     def _from_json_dict(cls, doc: dict[str, Any], max_bytes: int) -> "Envelope":
-        if not isinstance(doc, dict) or set(doc) != _JSON_FIELDS or doc["featurelock"] != VERSION:
+        if not isinstance(doc, dict) or set(doc) != _JSON_FIELDS:
+            raise DecryptionError()
+        version = doc["featurelock"]
+        if type(version) is not int or version not in ENVELOPE_VERSIONS:
             raise DecryptionError()
         scheme = SCHEMES[doc["scheme"]]
         dtype = np.dtype(doc["dtype"]).newbyteorder("<")
@@ -175,5 +185,5 @@ class Envelope:
                 or type(key_id) is not int or not 0 <= key_id < 2**32):
             raise DecryptionError()
         raw = {k: base64.b64decode(doc[k], validate=True) for k in ("nonce", "payload", "tag")}
-        header = _header(scheme, key_id, dtype, tuple(shape), len(raw["payload"]))
+        header = _header(scheme, key_id, dtype, tuple(shape), len(raw["payload"]), version)
         return cls.from_bytes(header + raw["nonce"] + raw["payload"] + raw["tag"], max_bytes)

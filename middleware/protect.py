@@ -96,7 +96,7 @@ class FeatureReader:
         parsed = parse_envelope(envelope, self._max_bytes)
         cipher = self._keyset.decryption_key(parsed.key_id, parsed.scheme)
         return cipher.open(parsed.nonce, parsed.sealed, parsed.associated_data(context.associated_data()),
-                           parsed.dtype, parsed.shape)
+                           parsed.dtype, parsed.shape, parsed.version)
 
 
 def rewrap(keyset: Keyset, envelope: EnvelopeLike, context: Context) -> bytearray:

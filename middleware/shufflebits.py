@@ -5,8 +5,12 @@ permutation is shared by every element of every message. A pure bit permutation 
 word's Hamming weight, and an attacker who reads the 32 bits of each element as separate inputs
 sees only a fixed reordering of them: measured, that recovers attributes as well as plaintext
 does (shared/research/shufflebits.md). Size-preserving: the ciphertext is a float32 array of the
-same shape. In an envelope it is authenticated by an HMAC-SHA256 tag; `ShuffleBits` itself is
-NOT authenticated. Use it for compatibility with the paper; prefer aes-256-gcm.
+same shape. In an envelope it is authenticated by an AES-GCM tag under a random nonce (the
+payload stays deterministic); `ShuffleBits` itself is NOT authenticated. Use it for
+compatibility with the paper; prefer aes-256-gcm.
+
+The permutation runs as a Beneš network (`_benes.py`), routed once per key: no lookup tables,
+so no key-dependent memory access while encrypting.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._bitperm import WordPermutation, validate_permutation
-from ._permutation_scheme import PermutationScheme
+from ._benes import route, src_from_msb_perm, validate_permutation
+from ._kernels import Network
+from ._legacy_v1 import LegacyV1Reader
+from ._permutation_scheme import PermutationScheme, derive_key
 
 __all__ = ["ShuffleBits", "ShuffleBitsScheme"]
 
@@ -38,7 +44,7 @@ class ShuffleBits:
     def __init__(self, perm: Sequence[int] | np.ndarray) -> None:
         perm = validate_permutation(perm)
         self._perm = perm
-        self._forward = WordPermutation(perm, long_lived=True)
+        self._forward = Network(route(src_from_msb_perm(perm)), long_lived=True)
         self._inverse = self._forward.inverse()
 
     @classmethod
@@ -53,11 +59,12 @@ class ShuffleBits:
         """A uniformly random key from the OS's CSPRNG."""
         return cls(_random_permutation())
 
-    def encrypt_array(self, x: np.ndarray) -> np.ndarray:
-        return self._forward.apply(_float32_words(x)).view(np.float32)
+    def encrypt_array(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The ciphertext of float32 array x, into `out` (a float32 array like x) if given."""
+        return self._forward.apply(_float32_words(x), _words_out(out)).view(np.float32)
 
-    def decrypt_array(self, c: np.ndarray) -> np.ndarray:
-        return self._inverse.apply(_float32_words(c)).view(np.float32)
+    def decrypt_array(self, c: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return self._inverse.apply(_float32_words(c), _words_out(out)).view(np.float32)
 
     def encrypt_tensor(self, x: Any) -> Any:
         """Encrypt a float32 torch tensor on its own device (CPU or CUDA)."""
@@ -78,12 +85,12 @@ class ShuffleBits:
 
 
 class ShuffleBitsScheme(PermutationScheme):
-    """shufflebits in an envelope: ShuffleBits + HMAC-SHA256 tag. Deterministic (see module)."""
+    """shufflebits in an envelope: ShuffleBits + AES-GCM tag. Deterministic payload (see module)."""
 
     name = "shufflebits"
     scheme_id = 2
     key_size = _PERM_BYTES + _MAC_KEY_BYTES
-    nonce_size = 0
+    legacy_nonce_size = 0
     leaks = ("it is deterministic (equal features give equal ciphertexts), one known "
              "(feature, ciphertext) pair recovers the key, and from ciphertext alone an "
              "attacker decodes the values and links people across cameras as well as from "
@@ -93,8 +100,11 @@ class ShuffleBitsScheme(PermutationScheme):
 
     def __init__(self, key: bytes) -> None:
         self._check_key(key, self.key_size)
-        super().__init__(bytes(key[_PERM_BYTES:]))
-        self._cipher = ShuffleBits(np.frombuffer(bytes(key[:_PERM_BYTES]), dtype=np.uint8))
+        cipher = ShuffleBits(np.frombuffer(bytes(key[:_PERM_BYTES]), dtype=np.uint8))
+        mac_key = bytes(key[_PERM_BYTES:])
+        super().__init__(derive_key(mac_key, f"{self.name}/v2/mac"),
+                         LegacyV1Reader(mac_key, fixed_inverse=cipher._inverse))
+        self._cipher = cipher
 
     @classmethod
     def generate_key(cls) -> bytes:
@@ -107,8 +117,11 @@ class ShuffleBitsScheme(PermutationScheme):
         np.random.default_rng(seed).shuffle(perm)
         return bytes(int(p) for p in perm) + os.urandom(_MAC_KEY_BYTES)
 
-    def _message_keys(self, nonce: bytes, n_words: int, decrypt: bool):
-        return (self._cipher._inverse if decrypt else self._cipher._forward), None
+    def _network(self, nonce: bytes) -> Network:
+        return self._cipher._forward
+
+    def _inverse_network(self, nonce: bytes) -> Network:
+        return self._cipher._inverse
 
 
 def _random_permutation() -> np.ndarray:
@@ -123,11 +136,19 @@ def _float32_words(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype="<f4").view(np.uint32)
 
 
-def _permute_tensor(x: Any, perm: WordPermutation) -> Any:
+def _words_out(out: np.ndarray | None) -> np.ndarray | None:
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray) or out.dtype != np.dtype("<f4"):
+        raise TypeError("out must be a float32 numpy array")
+    return out.view(np.uint32)
+
+
+def _permute_tensor(x: Any, network: Network) -> Any:
     import torch
 
     from ._bitperm_torch import float32_words, permute_words
 
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch tensor, got {type(x).__name__}")
-    return permute_words(float32_words(x), perm).view(torch.float32)
+    return permute_words(float32_words(x), network).view(torch.float32)

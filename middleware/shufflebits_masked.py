@@ -1,42 +1,86 @@
 """shufflebits-masked: ShuffleBits that does not leak through Hamming weights.
 
-Each 32-bit word is first XOR-ed with a per-message AES-256-CTR keystream, then bit-permuted
-with a fresh per-message permutation (as in shufflebits-otp); both are derived from the key and
-a random 128-bit nonce carried in the envelope. Authenticated by HMAC-SHA256 in the envelope.
+Each message is first encrypted with AES-256-GCM (a keystream XOR-ed into every 32-bit word,
+plus the tag), then the ciphertext words are bit-permuted by a fresh per-message Beneš network
+(as in shufflebits-otp); subkeys come from the key by HKDF, and the random 96-bit nonce is
+carried in the envelope.
 
-Security: randomised; the masking makes every ciphertext word uniformly distributed whatever
-the feature, so popcount and bit-position statistics carry nothing (the permutation adds no
-strength over the mask; it keeps the scheme a ShuffleBits variant). Keeps ShuffleBits'
-practical virtue: the ciphertext is a float32 array of the same shape (its values are arbitrary
-bit patterns, NaNs included, so never send them as JSON floats).
+Security: that of AES-256-GCM (randomised, authenticated); the masking makes every ciphertext
+word uniformly distributed whatever the feature, so popcount and bit-position statistics carry
+nothing (the permutation adds no strength over the mask; it keeps the scheme a ShuffleBits
+variant). Keeps ShuffleBits' practical virtue: the ciphertext is a float32 array of the same
+shape (its values are arbitrary bit patterns, NaNs included, so never send them as JSON
+floats). A CUDA tensor is copied to host memory before encryption, as for aes-256-gcm.
 """
 
 from __future__ import annotations
 
-from ._permutation_scheme import PermutationScheme, derive_key, keystream_words
-from .shufflebits_otp import PERMUTATION_WORDS, message_permutation, message_word_permutation
+from typing import Any
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ._kernels import Network
+from ._legacy_v1 import LegacyV1Reader
+from ._permutation_scheme import MessageNetworks, PermutationScheme, derive_key
+from ._scheme import ENVELOPE_VERSION, host_array
+from .errors import DecryptionError
 
 __all__ = ["ShuffleBitsMasked"]
 
+_FLOAT32 = np.dtype("<f4")
+
 
 class ShuffleBitsMasked(PermutationScheme):
-    """Keystream mask + fresh permutation per message; HMAC-authenticated."""
+    """AES-256-GCM, then a fresh bit permutation of the ciphertext per message."""
 
     name = "shufflebits-masked"
     scheme_id = 4
     key_size = 32
-    nonce_size = 16
+    legacy_nonce_size = 16
     leaks = ""
 
-    __slots__ = ("_stream_key",)
+    __slots__ = ("_gcm", "_networks")
 
     def __init__(self, key: bytes) -> None:
         self._check_key(key, self.key_size)
-        super().__init__(derive_key(bytes(key), f"{self.name}/mac"))
-        self._stream_key = derive_key(bytes(key), f"{self.name}/stream")
+        key = bytes(key)
+        # PermutationScheme's MAC is unused here: GCM's own tag authenticates the message.
+        super().__init__(derive_key(key, f"{self.name}/v2/mac"),
+                         LegacyV1Reader(derive_key(key, f"{self.name}/mac"),
+                                        stream_key=derive_key(key, f"{self.name}/stream")))
+        self._gcm = AESGCM(derive_key(key, f"{self.name}/v2/gcm"))
+        self._networks = MessageNetworks(derive_key(key, f"{self.name}/v2/perm"))
 
-    def _message_keys(self, nonce: bytes, n_words: int, decrypt: bool):
-        # One keystream per message: its first words order the permutation, the rest mask.
-        stream = keystream_words(self._stream_key, nonce, PERMUTATION_WORDS + n_words)
-        perm = message_permutation(stream)
-        return message_word_permutation(perm, decrypt), stream[PERMUTATION_WORDS:]
+    def _network(self, nonce: bytes) -> Network:
+        return self._networks.forward(nonce)
+
+    def _inverse_network(self, nonce: bytes) -> Network:
+        return self._networks.inverse(nonce)
+
+    def seal_into(self, features: Any, nonce: bytes, associated_data: bytes, out: memoryview) -> None:
+        self.check_features(features)
+        data = host_array(features).reshape(-1).view(np.uint8)
+        self._gcm.encrypt_into(nonce, data, associated_data, out)  # GCM ciphertext || tag
+        ciphertext = np.frombuffer(out[: data.size], dtype=np.uint32)
+        self._network(nonce).apply(ciphertext, ciphertext)  # in place
+
+    def open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
+             dtype: np.dtype, shape: tuple[int, ...],
+             version: int = ENVELOPE_VERSION) -> np.ndarray:
+        if version == 1:
+            return self._legacy.open(nonce, sealed, associated_data, dtype, shape)
+        if dtype != _FLOAT32 or len(sealed) < self.tag_size or len(nonce) != self.nonce_size:
+            raise DecryptionError()
+        n_bytes = len(sealed) - self.tag_size
+        ciphertext = np.empty(len(sealed), dtype=np.uint8)  # GCM ciphertext || tag
+        self._inverse_network(nonce).apply(np.frombuffer(sealed[:n_bytes], dtype=np.uint32),
+                                           ciphertext[:n_bytes].view(np.uint32))
+        ciphertext[n_bytes:] = sealed[n_bytes:]
+        out = np.empty(shape, dtype=_FLOAT32)
+        try:
+            self._gcm.decrypt_into(nonce, ciphertext, associated_data, out.reshape(-1).view(np.uint8))
+        except (InvalidTag, ValueError):
+            raise DecryptionError() from None
+        return out

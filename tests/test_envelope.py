@@ -47,7 +47,10 @@ def test_random_json_documents_only_ever_raise_decryption_error(doc):
 @pytest.mark.parametrize("mutate", [
     lambda d: d.pop("tag"),
     lambda d: d.update(extra=1),
-    lambda d: d.update(featurelock=2),
+    lambda d: d.update(featurelock=9),
+    lambda d: d.update(featurelock=1),  # relabelled: the version is authenticated
+    lambda d: d.update(featurelock=True),
+    lambda d: d.update(featurelock=2.0),
     lambda d: d.update(scheme="rot13"),
     lambda d: d.update(dtype="object"),
     lambda d: d.update(dtype="int64"),

@@ -24,6 +24,17 @@ def test_torch_cpu_is_bit_identical_to_numpy(words, seed):
     assert np.array_equal(cipher.decrypt_tensor(enc).numpy().view(np.uint32), words)
 
 
+@given(words=arrays(np.uint32, st.integers(1, 300), elements=u32), stream=st.binary(min_size=36, max_size=36))
+def test_torch_network_matches_numpy_on_random_networks(words, stream):
+    from featurelock.middleware._benes import masks_from_stream
+    from featurelock.middleware._bitperm_torch import permute_words
+    from featurelock.middleware._kernels import Network
+
+    network = Network(masks_from_stream(stream))
+    out = permute_words(torch.from_numpy(words.view(np.int32).copy()), network)
+    assert np.array_equal(out.numpy().view(np.uint32), network.apply(words))
+
+
 @pytest.mark.gpu
 def test_torch_cuda_is_bit_identical_to_numpy(rng):
     words = rng.integers(0, 2**32, size=(64, 2048), dtype=np.uint64).astype(np.uint32)

@@ -3,6 +3,9 @@
 ShuffleBits vectors come from the naive reference algorithm (tests/reference_shufflebits.py),
 never from the implementation under test. Envelope vectors pin key material and nonces; the
 keys here exist only for these vectors. Invalid vectors are valid envelopes broken on purpose.
+
+envelopes.json holds the current envelope version (2). envelopes_v1.json was written by
+featurelock 0.1 with this script and is frozen: it proves old envelopes still decrypt.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def envelope_vectors() -> dict:
             "flipped shape": _flip(env, 13),
             "flipped scheme id": _flip(env, 4),
             "unknown version": env[:3] + b"\x09" + env[4:],
+            "version 1 label on a version 2 envelope": env[:3] + b"\x01" + env[4:],
             "bad magic": b"XLK" + env[3:],
             "truncated by one byte": env[:-1],
             "truncated header": env[:7],
