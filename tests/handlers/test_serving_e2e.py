@@ -129,7 +129,7 @@ def test_json_request_and_json_envelope(stack):
     np.testing.assert_array_equal(got, stack.refs["torchscript"]([stack.images[1]]))
     # binary body, JSON envelope asked for with Accept only
     r = c.embed(stack.images[1], accept_json=True)
-    assert r.content_type.startswith("application/json") and json.loads(r.body)["featurelock"] == 1
+    assert r.content_type.startswith("application/json") and json.loads(r.body)["featurelock"] == 2
 
 
 # -- batching -------------------------------------------------------------------------------
