@@ -72,8 +72,9 @@ class PermutationScheme(Scheme):
 
     __slots__ = ("_mac", "_legacy")
 
-    def __init__(self, mac_key: bytes, legacy: LegacyV1Reader) -> None:
-        self._mac = AESGCM(mac_key)
+    def __init__(self, mac_key: bytes | None, legacy: LegacyV1Reader) -> None:
+        # mac_key None: the subclass authenticates by other means (shufflebits-masked: GCM).
+        self._mac = AESGCM(mac_key) if mac_key is not None else None
         self._legacy = legacy
 
     @classmethod

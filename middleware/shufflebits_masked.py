@@ -46,10 +46,10 @@ class ShuffleBitsMasked(PermutationScheme):
     def __init__(self, key: bytes) -> None:
         self._check_key(key, self.key_size)
         key = bytes(key)
-        # PermutationScheme's MAC is unused here: GCM's own tag authenticates the message.
-        super().__init__(derive_key(key, f"{self.name}/v2/mac"),
-                         LegacyV1Reader(derive_key(key, f"{self.name}/mac"),
-                                        stream_key=derive_key(key, f"{self.name}/stream")))
+        # No separate MAC: GCM's own tag authenticates the message.
+        legacy = LegacyV1Reader(derive_key(key, f"{self.name}/mac"),
+                                stream_key=derive_key(key, f"{self.name}/stream"))
+        super().__init__(None, legacy)
         self._gcm = AESGCM(derive_key(key, f"{self.name}/v2/gcm"))
         self._networks = MessageNetworks(derive_key(key, f"{self.name}/v2/perm"))
 
