@@ -24,7 +24,6 @@ __all__ = ["LegacyV1Reader", "V1_TAG_SIZE"]
 
 V1_TAG_SIZE = 32
 _SORT_KEY_WORDS = 64  # 32 sort keys of 64 bits
-_FLOAT32 = np.dtype("<f4")
 
 
 def _keystream_words(key: bytes, nonce: bytes, n_words: int) -> np.ndarray:
@@ -51,8 +50,9 @@ class LegacyV1Reader:
         self._fixed_inverse, self._perm_key, self._stream_key = fixed_inverse, perm_key, stream_key
 
     def open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
-             dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-        if dtype != _FLOAT32 or len(sealed) < V1_TAG_SIZE:
+             shape: tuple[int, ...]) -> np.ndarray:
+        """Verify and decrypt a v1 float32 `payload || tag` (the caller checked the dtype)."""
+        if len(sealed) < V1_TAG_SIZE:
             raise DecryptionError()
         payload, tag = sealed[:-V1_TAG_SIZE], sealed[-V1_TAG_SIZE:]
         mac = self._mac.copy()

@@ -26,9 +26,9 @@ from ._legacy_v1 import V1_TAG_SIZE, LegacyV1Reader
 from ._scheme import ENVELOPE_VERSION, Scheme, host_array
 from .errors import DecryptionError
 
-__all__ = ["PermutationScheme", "MessageNetworks", "derive_key"]
+__all__ = ["PermutationScheme", "MessageNetworks", "FLOAT32", "derive_key"]
 
-_FLOAT32 = np.dtype("<f4")
+FLOAT32 = np.dtype("<f4")
 _TAG = 16
 
 
@@ -68,7 +68,7 @@ class PermutationScheme(Scheme):
     nonce_size = 12
     tag_size = _TAG
     legacy_nonce_size: int  # version 1
-    dtypes = frozenset({_FLOAT32})
+    dtypes = frozenset({FLOAT32})
 
     __slots__ = ("_mac", "_legacy")
 
@@ -110,10 +110,17 @@ class PermutationScheme(Scheme):
     def open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
              dtype: np.dtype, shape: tuple[int, ...],
              version: int = ENVELOPE_VERSION) -> np.ndarray:
-        if version == 1:
-            return self._legacy.open(nonce, sealed, associated_data, dtype, shape)
-        if dtype != _FLOAT32 or len(sealed) < _TAG or len(nonce) != self.nonce_size:
+        if dtype != FLOAT32:
             raise DecryptionError()
+        if version == 1:
+            return self._legacy.open(nonce, sealed, associated_data, shape)
+        if len(sealed) < _TAG or len(nonce) != self.nonce_size:
+            raise DecryptionError()
+        return self._open(nonce, sealed, associated_data, shape)
+
+    def _open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
+              shape: tuple[int, ...]) -> np.ndarray:
+        """Verify and decrypt a version-2 `payload || tag` (dtype and sizes already checked)."""
         payload, tag = sealed[:-_TAG], sealed[-_TAG:]
         if not hmac.compare_digest(self._tag(nonce, associated_data, payload), tag):
             raise DecryptionError()

@@ -23,13 +23,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._kernels import Network
 from ._legacy_v1 import LegacyV1Reader
-from ._permutation_scheme import MessageNetworks, PermutationScheme, derive_key
-from ._scheme import ENVELOPE_VERSION, host_array
+from ._permutation_scheme import FLOAT32, MessageNetworks, PermutationScheme, derive_key
+from ._scheme import host_array
 from .errors import DecryptionError
 
 __all__ = ["ShuffleBitsMasked"]
-
-_FLOAT32 = np.dtype("<f4")
 
 
 class ShuffleBitsMasked(PermutationScheme):
@@ -66,19 +64,14 @@ class ShuffleBitsMasked(PermutationScheme):
         ciphertext = np.frombuffer(out[: data.size], dtype=np.uint32)
         self._network(nonce).apply(ciphertext, ciphertext)  # in place
 
-    def open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
-             dtype: np.dtype, shape: tuple[int, ...],
-             version: int = ENVELOPE_VERSION) -> np.ndarray:
-        if version == 1:
-            return self._legacy.open(nonce, sealed, associated_data, dtype, shape)
-        if dtype != _FLOAT32 or len(sealed) < self.tag_size or len(nonce) != self.nonce_size:
-            raise DecryptionError()
+    def _open(self, nonce: bytes, sealed: memoryview, associated_data: bytes,
+              shape: tuple[int, ...]) -> np.ndarray:
         n_bytes = len(sealed) - self.tag_size
         ciphertext = np.empty(len(sealed), dtype=np.uint8)  # GCM ciphertext || tag
         self._inverse_network(nonce).apply(np.frombuffer(sealed[:n_bytes], dtype=np.uint32),
                                            ciphertext[:n_bytes].view(np.uint32))
         ciphertext[n_bytes:] = sealed[n_bytes:]
-        out = np.empty(shape, dtype=_FLOAT32)
+        out = np.empty(shape, dtype=FLOAT32)
         try:
             self._gcm.decrypt_into(nonce, ciphertext, associated_data, out.reshape(-1).view(np.uint8))
         except (InvalidTag, ValueError):
