@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-SCHEMES = ("aes-256-gcm", "shufflebits", "shufflebits-otp", "shufflebits-masked")
+SCHEMES = ("aes-256-gcm", "shufflebits", "shufflebits-otp", "shufflebits-masked", "hpke-x25519",
+           "hpke-mlkem768-x25519")
 PLAINTEXT = "plaintext"
 TENANT = "consumer"
 
@@ -32,6 +33,7 @@ class Endpoint:
     registry: str         # key registry directory of its tenant
     token: str
     tenant: str = TENANT
+    consumer_keyset: str = ""  # sealed schemes: the consumer's private keyset file
 
     @property
     def plaintext(self) -> bool:
@@ -98,15 +100,17 @@ class Stack:
         for scheme in schemes:
             key_scheme = SCHEMES[0] if scheme == PLAINTEXT else scheme
             registry = root / f"reg-{scheme}"
+            consumer = _consumer_keyset(root, scheme, tenant, kek)
             # The stack serves every scheme on purpose: leaky ones are the attack baselines.
             token = add_tenant(registry, tenant, key_scheme, kek, rotate_token=registry.exists(),
-                               allow_leaky=True)
+                               allow_leaky=True, public_key=f"{consumer}.pub" if consumer else None)
             env[_reg_env(scheme)] = str(registry)
             name = f"ts-{scheme}"
             build_mar(source, scheme, name, "1", store, force=True,
                       serving={"key_registry_env": _reg_env(scheme)},
                       batchSize=batch_size, maxBatchDelay=max_batch_delay)
-            endpoints[scheme] = Endpoint(scheme, name, "1", str(registry), token, tenant)
+            endpoints[scheme] = Endpoint(scheme, name, "1", str(registry), token, tenant,
+                                         consumer or "")
         return cls(root, kek, endpoints, env, store, batch_size)
 
     def __enter__(self) -> "Stack":
@@ -122,7 +126,33 @@ class Stack:
             self.ts.stop()
 
     def keyset(self, scheme: str):
-        from featurelock.middleware import KeyRegistry, kek_from_uri
+        return reader_keyset(self.endpoints[scheme], self.kek)
 
-        endpoint = self.endpoints[scheme]
-        return KeyRegistry(endpoint.registry, kek_from_uri(self.kek)).keyset(endpoint.tenant)
+
+def reader_keyset(endpoint: Endpoint | dict, kek_uri: str):
+    """The keyset that reads an endpoint's envelopes: the consumer's private keyset for a sealed
+    scheme (the server holds only its public half), else the tenant's keyset in the registry."""
+    from featurelock.middleware import KeyRegistry, kek_from_uri
+    from featurelock.middleware.storage import load_keyset
+
+    ep = endpoint if isinstance(endpoint, dict) else endpoint.__dict__
+    kek = kek_from_uri(kek_uri)
+    if ep.get("consumer_keyset"):
+        return load_keyset(ep["consumer_keyset"], kek, ep["tenant"])
+    return KeyRegistry(ep["registry"], kek).keyset(ep["tenant"])
+
+
+def _consumer_keyset(root: Path, scheme: str, tenant: str, kek_uri: str) -> str | None:
+    """For a sealed scheme, the consumer's keyset file (its public half beside it, `.pub`)."""
+    from featurelock.middleware import Keyset, kek_from_uri
+    from featurelock.middleware.schemes import SCHEMES as ALL_SCHEMES
+    from featurelock.middleware.storage import save_keyset, save_public_keyset
+
+    if scheme not in ALL_SCHEMES or not ALL_SCHEMES[scheme].sealed:
+        return None
+    path = root / f"consumer-{scheme}.keyset.json"
+    if not path.exists():  # kept across builds in one workdir, like the registries
+        keyset = Keyset.generate(scheme)
+        save_keyset(path, keyset, kek_from_uri(kek_uri), tenant)
+        save_public_keyset(f"{path}.pub", keyset)
+    return str(path)

@@ -1,7 +1,7 @@
 """`featurelock tenants add|list|remove`: API consumers = a keyset + an access token.
 
-    featurelock tenants add --registry DIR --tenant acme [--scheme S] [--kek URI]
-                            [--allow-leaky-scheme]
+    featurelock tenants add --registry DIR --tenant acme [--scheme S | --public-key FILE]
+                            [--kek URI] [--allow-leaky-scheme]
 
 `add` creates the tenant's keyset in the key registry (wrapped under the KEK from --kek or
 $FEATURELOCK_KEK; cleartext only with --insecure-cleartext) and prints a new access token ONCE.
@@ -22,6 +22,7 @@ from featurelock.middleware import KeyRegistry, kek_from_uri
 from featurelock.middleware.errors import KeyStoreError, TenantError
 from featurelock.middleware.registry import validate_tenant
 from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES, leaky_schemes
+from featurelock.middleware.storage import load_public_keyset
 
 from .tenant_tokens import TenantTokens
 
@@ -41,6 +42,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--tenant", required=True)
         if name == "add":
             p.add_argument("--scheme", choices=list(SCHEMES), default=DEFAULT_SCHEME)
+            p.add_argument("--public-key", type=Path, default=None,
+                           help="sealed schemes: the consumer's `keys export-public` file "
+                                "(the server never holds the private key)")
             p.add_argument("--kek", default=None,
                            help=f"KEK URI: env:NAME, file:PATH or pkcs11:... (default: ${KEK_ENV})")
             p.add_argument("--insecure-cleartext", action="store_true",
@@ -58,7 +62,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def add_tenant(registry: str | os.PathLike, tenant: str, scheme: str = DEFAULT_SCHEME,
                kek_uri: str | None = None, *, insecure_cleartext: bool = False,
-               rotate_token: bool = False, allow_leaky: bool = False) -> str:
+               rotate_token: bool = False, allow_leaky: bool = False,
+               public_key: str | os.PathLike | None = None) -> str:
     """Create the tenant's keyset (unless rotating) and return its new token. A leaky scheme
     needs `allow_leaky=True` (KeysetError otherwise, before anything is written)."""
     validate_tenant(tenant)
@@ -71,8 +76,9 @@ def add_tenant(registry: str | os.PathLike, tenant: str, scheme: str = DEFAULT_S
         if tenant in tokens.tenants():
             raise TenantError(f"tenant {tenant!r} exists; use --rotate-token for a new token")
         kek = kek_from_uri(uri) if uri else None
+        public = load_public_keyset(public_key) if public_key else None
         KeyRegistry(registry, kek, allow_cleartext=insecure_cleartext).create(
-            tenant, scheme, allow_leaky=allow_leaky)
+            tenant, scheme, allow_leaky=allow_leaky, public_keyset=public)
     elif tenant not in tokens.tenants():
         raise TenantError(f"no tenant {tenant!r} to rotate")
     token = tokens.issue(tenant)
@@ -85,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         token = add_tenant(args.registry, args.tenant, args.scheme, args.kek,
                            insecure_cleartext=args.insecure_cleartext,
                            rotate_token=args.rotate_token,
-                           allow_leaky=args.allow_leaky_scheme)
-        what = "new token" if args.rotate_token else f"keyset ({args.scheme}) and token"
+                           allow_leaky=args.allow_leaky_scheme, public_key=args.public_key)
+        what = ("new token" if args.rotate_token else "public keys and token" if args.public_key
+                else f"keyset ({args.scheme}) and token")
         print(f"tenant {args.tenant}: {what} created. The token is shown ONCE; store it now:")
         print(token)
         return 0

@@ -131,11 +131,11 @@ class EncryptedUser(_FeaturelockUser):
     expected_type = "application/octet-stream"
 
     def prepare(self, cfg: dict) -> None:
-        from featurelock.middleware import Context, FeatureReader, KeyRegistry, kek_from_uri
+        from featurelock.handlers.stack import reader_keyset
+        from featurelock.middleware import Context, FeatureReader
 
         ep = self.endpoint
-        keyset = KeyRegistry(ep["registry"], kek_from_uri(cfg["kek"])).keyset(cfg["tenant"])
-        self.reader = FeatureReader(keyset)
+        self.reader = FeatureReader(reader_keyset({**ep, "tenant": cfg["tenant"]}, cfg["kek"]))
         self.fl_context = Context(ep["model"], ep["version"], cfg["tenant"])
 
     def check(self, body: bytes, full: bool) -> str | None:

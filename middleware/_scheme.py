@@ -18,10 +18,12 @@ import numpy as np
 
 __all__ = ["Scheme", "DTYPES", "ENVELOPE_VERSION", "ENVELOPE_VERSIONS", "features_dtype", "host_array"]
 
-# The envelope version new messages are written in, and every version that still reads.
+# The envelope version symmetric schemes write, and every version that still reads.
 # Version 2 changed only the ShuffleBits family (Beneš network, AES-GCM based tags).
+# Version 3 widened the tag length to 16 bits for the sealed (HPKE) schemes, whose tag carries
+# a KEM encapsulation; only they write or read it.
 ENVELOPE_VERSION = 2
-ENVELOPE_VERSIONS = (1, 2)
+ENVELOPE_VERSIONS = (1, 2, 3)
 
 # dtypes an envelope can carry, by wire code.
 DTYPES: dict[int, np.dtype] = {1: np.dtype("<f4"), 2: np.dtype("<f2"), 3: np.dtype("<f8")}
@@ -63,6 +65,16 @@ class Scheme(ABC):
     # One plain sentence on what a measured attack recovers through this scheme; "" if none.
     # Non-empty refuses new keys without allow_leaky (keyset.py) and warns at serving start.
     leaks: ClassVar[str]
+    # The envelope version this scheme writes, and the versions it reads (one layout each).
+    envelope_version: ClassVar[int] = ENVELOPE_VERSION
+    envelope_versions: ClassVar[tuple[int, ...]] = (1, 2)
+    # True for public-key schemes: whoever holds only the public half can seal, not open.
+    sealed: ClassVar[bool] = False
+
+    @classmethod
+    def valid_material(cls, material: bytes) -> bool:
+        """Whether `material` is well-formed key material of this scheme (keysets check it)."""
+        return len(material) == cls.key_size
 
     @classmethod
     def sizes(cls, version: int) -> tuple[int, int]:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from . import _cli_common as common
 from .errors import KeyStoreError
 from .kek import create_kek_file, generate_kek_material
 from .keyset import Keyset
+from .registry import check_server_keyset
 from .schemes import DEFAULT_SCHEME, SCHEMES, leaky_schemes
+from .storage import load_public_keyset, public_fingerprint, save_public_keyset
 
 _SCHEME_HELP = ("aes-256-gcm (default; authenticated, randomised), shufflebits (the paper's "
                 "permutation; deterministic, leaks to bit-reading attackers), shufflebits-otp "
                 "(fresh permutation per message; leaks Hamming weights), shufflebits-masked "
-                "(keystream mask + permutation; size-preserving). The two leaky ones need "
+                "(keystream mask + permutation; size-preserving), hpke-x25519 and "
+                "hpke-mlkem768-x25519 (sealed to the consumer's public key: the consumer creates "
+                "the keyset, the server gets only `export-public`). The two leaky ones need "
                 "--allow-leaky-scheme")
 _LEAKY_HELP = (f"allow a scheme that measurably leaks ({', '.join(leaky_schemes())}); for "
                "compatibility experiments and attack baselines only")
@@ -31,6 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     p = action("create", "create a keyset with one primary key")
     p.add_argument("--scheme", choices=list(SCHEMES), default=DEFAULT_SCHEME, help=_SCHEME_HELP)
+    p.add_argument("--public-key", type=Path, default=None,
+                   help="server side of a sealed scheme: the consumer's `export-public` file")
     p.add_argument("--shufflebits-seed", type=int, default=None,
                    help="reproduce the reference code's seed-derived permutation (anyone can derive it)")
     p.add_argument("--allow-leaky-scheme", action="store_true", help=_LEAKY_HELP)
@@ -43,6 +50,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         ("destroy", "erase a key's material (irreversible)")):
         action(name, help_).add_argument("key_id", type=int)
     action("list", "list the keys (never their material)")
+    p = action("export-public", "consumer side of a sealed scheme: write the public halves")
+    p.add_argument("--out", type=Path, required=True, help="public keyset file to give the server")
+    p = action("import-public", "server side of a sealed scheme: replace a tenant's public keys "
+                                "with the consumer's new `export-public` file (rotation)")
+    p.add_argument("--public-key", type=Path, required=True, help="the consumer's public keyset file")
     p = action("new-kek", "create a key-encryption key", with_keyset=False)
     p.add_argument("--kek", required=True,
                    help="file:PATH (written 0600), pkcs11:... (generated on the token), "
@@ -55,15 +67,34 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "create":
         if common.keyset_path(args).exists():
             raise KeyStoreError(f"{common.keyset_path(args)} exists; refusing to overwrite")
-        keyset = Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed,
-                                 allow_leaky=args.allow_leaky_scheme)
-        common.save(args, keyset)
+        if args.public_key:
+            keyset = load_public_keyset(args.public_key)
+        else:
+            keyset = Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed,
+                                     allow_leaky=args.allow_leaky_scheme)
+        _save(args, keyset)
         print(f"created keyset {common.keyset_path(args)} with primary key {keyset.primary_id} "
-              f"({args.scheme})")
+              f"({keyset.info()[0].scheme})")
+        return 0
+    if args.action == "import-public":
+        keyset = load_public_keyset(args.public_key)
+        if common.keyset_path(args).exists() and not common.load(args).is_public():
+            raise KeyStoreError(f"{common.keyset_path(args)} holds secret keys; import-public "
+                                "replaces only a keyset of public keys")
+        _save(args, keyset)
+        print(f"imported public keys {public_fingerprint(keyset)} (primary key "
+              f"{keyset.primary_id}) into {common.keyset_path(args)}")
         return 0
     keyset = common.load(args)
+    if args.action == "export-public":
+        save_public_keyset(args.out, keyset)
+        print(f"wrote public keys {public_fingerprint(keyset.public())} to {args.out}; the "
+              "server operator should see the same fingerprint")
+        return 0
     if args.action == "list":
         _print_keys(keyset)
+        if keyset.is_public():
+            print(f"public keys only, fingerprint {public_fingerprint(keyset)}")
         return 0
     if args.action == "add":
         key_id = keyset.add(args.scheme, make_primary=args.primary,
@@ -72,8 +103,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         getattr(keyset, args.action)(args.key_id)
         print(f"key {args.key_id}: {args.action}d")
-    common.save(args, keyset)
+    _save(args, keyset)
     return 0
+
+
+def _save(args: argparse.Namespace, keyset: Keyset) -> None:
+    if args.registry is not None:  # a registry is the server's
+        check_server_keyset(keyset, args.tenant)
+    common.save(args, keyset)
 
 
 def _print_keys(keyset: Keyset) -> None:

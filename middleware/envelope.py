@@ -1,9 +1,11 @@
 """The versioned, self-describing envelope every protected response travels in.
 
-Binary layout (big-endian), versions 1 and 2 (2 is written; 1 still reads):
+Binary layout (big-endian). Symmetric schemes write version 2 and still read 1; the sealed
+(HPKE) schemes write and read only version 3, whose tag length is 16 bits (it carries a KEM
+encapsulation). A scheme accepts only its own versions, so each message has one layout:
 
     "FLK" | version u8 | scheme u8 | key id u32 | dtype u8 | ndim u8 | shape u32 * ndim
-          | nonce length u8 | payload length u32 | tag length u8          <- header
+          | nonce length u8 | payload length u32 | tag length u8 (v3: u16)   <- header
     nonce | payload | tag
 
 The whole header, plus the caller's context, is the associated data every scheme
@@ -37,17 +39,18 @@ VERSION = ENVELOPE_VERSION
 MAX_ENVELOPE_BYTES = 256 * 1024 * 1024
 _MAX_NDIM = 8
 _FIXED = struct.Struct(">3sBBIBB")  # magic, version, scheme, key id, dtype, ndim
-_LENGTHS = struct.Struct(">BIB")  # nonce, payload, tag lengths
+_LENGTHS = {1: struct.Struct(">BIB"), 2: struct.Struct(">BIB"),  # nonce, payload, tag lengths
+            3: struct.Struct(">BIH")}
 _DTYPE_CODES = {dtype: code for code, dtype in DTYPES.items()}
 _JSON_FIELDS = {"featurelock", "scheme", "key_id", "dtype", "shape", "nonce", "payload", "tag"}
 
 
 def _header(scheme: type[Scheme], key_id: int, dtype: np.dtype, shape: tuple[int, ...],
-            payload_len: int, version: int = VERSION) -> bytes:
+            payload_len: int, version: int) -> bytes:
     nonce_size, tag_size = scheme.sizes(version)
     return (_FIXED.pack(MAGIC, version, scheme.scheme_id, key_id, _DTYPE_CODES[dtype], len(shape))
             + struct.pack(f">{len(shape)}I", *shape)
-            + _LENGTHS.pack(nonce_size, payload_len, tag_size))
+            + _LENGTHS[version].pack(nonce_size, payload_len, tag_size))
 
 
 def seal_envelope(scheme: Scheme, key_id: int, features: Any, context: bytes) -> bytearray:
@@ -69,7 +72,7 @@ def _seal_envelope_with_nonce(scheme: Scheme, key_id: int, features: Any, contex
     if len(shape) > _MAX_NDIM:
         raise ValueError(f"features may have at most {_MAX_NDIM} dimensions, got {len(shape)}")
     payload_len = math.prod(shape) * dtype.itemsize
-    header = _header(type(scheme), key_id, dtype, shape, payload_len)
+    header = _header(type(scheme), key_id, dtype, shape, payload_len, scheme.envelope_version)
     body = len(header) + len(nonce)
     buf = bytearray(body + payload_len + scheme.tag_size)
     buf[:body] = header + nonce
@@ -124,11 +127,14 @@ class Envelope:
         if magic != MAGIC or version not in ENVELOPE_VERSIONS or ndim > _MAX_NDIM:
             raise DecryptionError()
         scheme = SCHEMES_BY_ID[scheme_id]
+        if version not in scheme.envelope_versions:
+            raise DecryptionError()
         dtype = DTYPES[dtype_code]
         shape = struct.unpack_from(f">{ndim}I", view, _FIXED.size)
         offset = _FIXED.size + 4 * ndim
-        nonce_len, payload_len, tag_len = _LENGTHS.unpack_from(view, offset)
-        header_len = offset + _LENGTHS.size
+        lengths = _LENGTHS[version]
+        nonce_len, payload_len, tag_len = lengths.unpack_from(view, offset)
+        header_len = offset + lengths.size
         expected_payload = math.prod(shape) * dtype.itemsize
         nonce_size, tag_size = scheme.sizes(version)
         if (nonce_len != nonce_size or tag_len != tag_size

@@ -171,6 +171,33 @@ class Keyset:
             raise DecryptionError()
         return key.cipher()
 
+    # -- sealed (public-key) schemes ---------------------------------------------------
+    def public(self) -> "Keyset":
+        """The same keys (ids, status, primary) with only their public halves: what a
+        consumer of a sealed scheme gives the server. KeysetError unless every key is of a
+        sealed scheme."""
+        out = Keyset()
+        for k in self._keys.values():
+            cls = SCHEMES[k.scheme]
+            if not cls.sealed:
+                raise KeysetError(f"key {k.key_id} is {k.scheme}, a symmetric scheme: it has no "
+                                  "public half (only sealed schemes do)")
+            material = None if k.material is None else cls.public_material(k.material)
+            out._keys[k.key_id] = _Key(k.key_id, k.scheme, k.status, k.created, material)
+        out._primary = self._primary
+        return out
+
+    def holds_private_sealed_keys(self) -> bool:
+        """Whether any key of a sealed scheme has its private half here (a server's keyset
+        must not: it would open the responses it sends)."""
+        return any(SCHEMES[k.scheme].sealed and k.material is not None
+                   and not SCHEMES[k.scheme].is_public(k.material) for k in self._keys.values())
+
+    def is_public(self) -> bool:
+        """Whether every key is the public half of a sealed scheme's key."""
+        return all(SCHEMES[k.scheme].sealed and (k.material is None or SCHEMES[k.scheme].is_public(k.material))
+                   for k in self._keys.values())
+
     # -- (de)serialisation, for storage.py only: the document holds key material --------
     def _to_document(self) -> dict:
         return {"primary": self._primary, "keys": [
@@ -190,8 +217,8 @@ class Keyset:
                 key = _Key(int(entry["id"]), scheme_class(entry["scheme"]).name, status,
                            int(entry["created"]),
                            None if material is None else base64.b64decode(material, validate=True))
-                if key.material is not None and len(key.material) != SCHEMES[key.scheme].key_size:
-                    raise ValueError("key material has the wrong size")
+                if key.material is not None and not SCHEMES[key.scheme].valid_material(key.material):
+                    raise ValueError("key material is malformed")
                 keyset._keys[key.key_id] = key
             keyset._primary = doc["primary"]
             if keyset._keys[keyset._primary].status is not KeyStatus.ENABLED:

@@ -12,13 +12,13 @@ import os
 import re
 from pathlib import Path
 
-from .errors import TenantError
+from .errors import KeyStoreError, TenantError
 from .kek import KeyEncryptionKey
 from .keyset import Keyset
 from .schemes import DEFAULT_SCHEME
 from .storage import load_keyset, save_keyset
 
-__all__ = ["KeyRegistry", "validate_tenant"]
+__all__ = ["KeyRegistry", "validate_tenant", "check_server_keyset"]
 
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SUFFIX = ".keyset.json"
@@ -31,6 +31,15 @@ def validate_tenant(tenant: str) -> str:
         raise ValueError("tenant must be 1-64 characters of letters, digits, '_', '.', '-', "
                          "starting with a letter or digit")
     return tenant
+
+
+def check_server_keyset(keyset: Keyset, tenant: str) -> None:
+    """KeyStoreError if a keyset the server holds has the private half of a sealed-scheme key:
+    with it the server could open the responses it sends, which sealed mode promises it can't."""
+    if keyset.holds_private_sealed_keys():
+        raise KeyStoreError(f"tenant {tenant!r}: the server may hold only the consumer's public "
+                            "keys for a sealed scheme; the consumer runs `keys create` and "
+                            "`keys export-public`, the server `keys create --public-key FILE`")
 
 
 class KeyRegistry:
@@ -55,8 +64,9 @@ class KeyRegistry:
             path = self.path(tenant)
             if not path.is_file():
                 raise TenantError(f"no keyset for tenant {tenant!r}")
-            self._cache[tenant] = load_keyset(path, self._kek, tenant,
-                                              allow_cleartext=self._allow_cleartext)
+            keyset = load_keyset(path, self._kek, tenant, allow_cleartext=self._allow_cleartext)
+            check_server_keyset(keyset, tenant)
+            self._cache[tenant] = keyset
         return self._cache[tenant]
 
     def load_all(self) -> dict[str, Keyset]:
@@ -64,16 +74,18 @@ class KeyRegistry:
         return {tenant: self.keyset(tenant) for tenant in self.tenants()}
 
     def create(self, tenant: str, scheme: str = DEFAULT_SCHEME, *,
-               allow_leaky: bool = False) -> Keyset:
-        """A new keyset for `tenant`, saved; `allow_leaky` as in `Keyset.generate`."""
+               allow_leaky: bool = False, public_keyset: Keyset | None = None) -> Keyset:
+        """A new keyset for `tenant`, saved; `allow_leaky` as in `Keyset.generate`. For a
+        sealed scheme pass the consumer's `public_keyset` instead of a scheme."""
         path = self.path(tenant)
         if path.exists():
             raise TenantError(f"tenant {tenant!r} already has a keyset")
-        keyset = Keyset.generate(scheme, allow_leaky=allow_leaky)
+        keyset = public_keyset or Keyset.generate(scheme, allow_leaky=allow_leaky)
         self.save(tenant, keyset)
         return keyset
 
     def save(self, tenant: str, keyset: Keyset) -> None:
+        check_server_keyset(keyset, tenant)
         self.directory.mkdir(parents=True, exist_ok=True)
         save_keyset(self.path(tenant), keyset, self._kek, tenant,
                     insecure_cleartext=self._kek is None and self._allow_cleartext)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,7 +19,8 @@ from .errors import KeysetError, KeyStoreError
 from .kek import KeyEncryptionKey
 from .keyset import Keyset
 
-__all__ = ["save_keyset", "load_keyset", "wrap_keyset", "unwrap_keyset"]
+__all__ = ["save_keyset", "load_keyset", "wrap_keyset", "unwrap_keyset", "save_public_keyset",
+           "load_public_keyset", "public_fingerprint"]
 
 _FORMAT = 1
 
@@ -81,3 +83,42 @@ def load_keyset(path: str | os.PathLike, kek: KeyEncryptionKey | None, name: str
     except OSError as exc:
         raise KeyStoreError(f"cannot read keyset file {path}: {exc.strerror}") from None
     return unwrap_keyset(data, kek, name, allow_cleartext=allow_cleartext)
+
+
+# -- public keysets (sealed schemes): what a consumer hands the server -------------------------
+_PUBLIC_FORMAT = 1
+
+
+def _public_document(keyset: Keyset) -> dict:
+    return {"featurelock_public_keyset": _PUBLIC_FORMAT, "keyset": keyset._to_document()}
+
+
+def public_fingerprint(keyset: Keyset) -> str:
+    """A short digest of a public keyset, for consumer and operator to compare out of band
+    (a swapped public key would seal responses to someone else)."""
+    canonical = json.dumps(_public_document(keyset), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def save_public_keyset(path: str | os.PathLike, keyset: Keyset) -> None:
+    """Write the public halves of a sealed-scheme keyset (KeysetError for any other)."""
+    public = keyset.public()
+    data = json.dumps(_public_document(public), indent=1).encode()
+    write_private_atomic(path, data)  # public, but written atomically like every key file
+
+
+def load_public_keyset(path: str | os.PathLike) -> Keyset:
+    """A public keyset file; KeyStoreError unless it holds only public halves."""
+    try:
+        doc = json.loads(Path(path).read_bytes())
+        if doc.get("featurelock_public_keyset") != _PUBLIC_FORMAT:
+            raise ValueError
+        keyset = Keyset._from_document(doc["keyset"])
+    except OSError as exc:
+        raise KeyStoreError(f"cannot read public keyset file {path}: {exc.strerror}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, KeysetError):
+        raise KeyStoreError(f"{path} is not a featurelock public keyset file") from None
+    if not keyset.is_public():
+        raise KeyStoreError(f"{path} holds private key material; send the server only the "
+                            "output of `featurelock keys export-public`")
+    return keyset

@@ -14,7 +14,7 @@ from featurelock.attack_harness.targets import HttpTarget  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-SCHEMES = ("plaintext", "aes-256-gcm", "shufflebits")
+SCHEMES = ("plaintext", "aes-256-gcm", "shufflebits", "hpke-x25519")
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,13 @@ def test_small_scan_over_http(server, tmp_path):
     assert result.control == "plaintext"  # the endpoint's plaintext twin
     assert all(t["queries_charged"] == 64 for t in result.targets.values())
     assert not result.verdicts["aes-256-gcm"]["leak"]
+    assert not result.verdicts["hpke-x25519"]["leak"]  # sealed to a key the server never held
     assert result.targets["plaintext"]["attacks"]["rmle"]["status"] == "ran"
     # Over HTTP too: the served shufflebits key falls to the insider's known pairs, and the
     # same image sent twice comes back identical.
     sb = result.verdicts["shufflebits"]["columns"]
     assert sb["key recovery"]["status"] == "leak" and sb["equality"]["status"] == "leak"
-    assert result.verdicts["aes-256-gcm"]["columns"]["equality"]["status"] == "within chance"
+    for sealed in ("aes-256-gcm", "hpke-x25519"):
+        assert result.verdicts[sealed]["columns"]["equality"]["status"] == "within chance"
     paths = write_reports(result, tmp_path)
     assert paths["html"].stat().st_size > 10_000
