@@ -4,8 +4,9 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 LOADTEST_ARGS ?=
+SOAK_ARGS ?= --seconds 600
 
-.PHONY: venv demo test test-fast bench loadtest scan-budgets clean
+.PHONY: venv demo test test-fast bench loadtest soak scan-budgets clean
 
 venv: $(STAMP)
 
@@ -34,6 +35,11 @@ bench: $(STAMP)
 # Headless locust against one TorchServe on 127.0.0.1: plaintext vs each scheme, alternating.
 loadtest: $(STAMP)
 	$(PY) -m load_tests.run $(LOADTEST_ARGS)
+
+# Steady mixed load on the default endpoint for 10 minutes, with a key rotation and a token
+# revocation in the middle: unexpected errors, p50/p99, frontend/worker RSS (out/soak/).
+soak: $(STAMP)
+	$(PY) -m load_tests.soak $(SOAK_ARGS)
 
 # The longer in-process scan: every scheme beside the plaintext control at 1000 queries, and
 # leakage vs budget at 100, 300 and 1000 (report in out/scan-budgets/).
