@@ -209,6 +209,9 @@ class FakeContext:
     def get_all_request_header(self, idx):
         return self.headers[idx]
 
+    def get_request_header(self, idx, key):  # what BaseHandler's per-batch switches read
+        return self.headers[idx].get(key)
+
     def set_response_status(self, code=200, phrase="", idx=0):
         self.status[idx] = code
 
@@ -274,3 +277,42 @@ def test_gpu_runner_features_protected_on_device(tmp_path):
     envelope = FeatureProtector(keyset).protect(features, ctx)
     np.testing.assert_allclose(FeatureReader(keyset).read(envelope, ctx),
                                features.cpu().numpy(), rtol=0, atol=0)
+
+
+# -- no request decides for its batch (issue 9, item 4) --------------------------------------
+class _Timings:
+    def add_time(self, *args, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize("marker", [{"explain": "True"}, {"describe": "True"},
+                                    {"Explain": "true", "explain": "False"}])
+def test_explain_or_describe_in_request_0_fails_only_itself(handler, marker):
+    """BaseHandler.handle switches the whole batch on request 0's headers; here it must not."""
+    from featurelock.middleware import Context, FeatureProtector, FeatureReader, Keyset
+
+    ks = Keyset.generate("aes-256-gcm")
+    handler.protectors = {"acme": FeatureProtector(ks)}
+    creds = {"X-Featurelock-Tenant": "acme", "X-Featurelock-Token": handler.token}
+    context = FakeContext([{**creds, **marker}, creds, {**creds, "Accept": "application/json"}])
+    context.metrics = _Timings()
+    good = pedestrian_pngs(1)[0]
+    out = handler.handle([{"body": good}] * 3, context)
+    assert len(out) == 3
+    assert [context.status[i] for i in range(3)] == [405, 200, 200]
+    assert json.loads(out[0]) == {"error": "only predictions are served", "status": 405}
+    assert context.ctype == {0: "application/json", 1: "application/octet-stream",
+                             2: "application/json"}
+    ctx = Context(handler.config.model, handler.config.version, "acme")
+    for body in out[1:]:
+        np.testing.assert_array_equal(FeatureReader(ks).read(body, ctx), np.ones((1, 4), np.float32))
+
+
+def test_control_headers_are_read_per_request():
+    from featurelock.handlers.request_parsing import is_control_request
+
+    assert is_control_request({"explain": "True"}) and is_control_request({"DESCRIBE": " true "})
+    assert is_control_request({"explain": "False", "EXPLAIN": "True"})
+    for headers in (None, {}, {"explain": "False"}, {"explain": {"content-type": "True"}},
+                    {"x-explain": "True"}, {"accept": "True"}):
+        assert not is_control_request(headers)
