@@ -125,7 +125,10 @@ def test_rendered_config_is_hardened_and_matches_serve_config():
     assert props["disable_token_authorization"] == "false"
     assert props["enable_model_api"] == "false"
     assert props["metrics_mode"] == "prometheus"
-    assert props["allowed_urls"].startswith("file://")
+    assert props["allowed_urls"] == "(?!)"  # no URL may be fetched (workflows, issue 9)
+    assert props["workflow_store"] == "/srv/featurelock/no-workflows"  # never the model store
+    with pytest.raises(ValueError, match="workflow_store"):
+        render_config("/srv/m", workflow_store="/srv/m/")
 
 
 def test_model_configs_in_serve_config_parse():
