@@ -8,6 +8,7 @@ decrypts. The workflow API registers nothing.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -93,13 +94,25 @@ def _fire(s, calls: list[tuple[str, bytes, dict[str, str]]]) -> list[Response]:
 
 
 def _good_calls(s, n: int) -> list[tuple[str, bytes, dict[str, str]]]:
-    """n predictions; every other one asks for the JSON envelope (Accept is per request too)."""
-    return [(f"/predictions/{MODEL}", s.images[i % len(s.images)], _headers(s, i % 2 == 1))
-            for i in range(n)]
+    """n predictions; every other one asks for the JSON envelope and every third one sends a
+    JSON body: Accept and Content-Type are per request too."""
+    calls = []
+    for i in range(n):
+        image, headers = s.images[i % len(s.images)], _headers(s, i % 2 == 1)
+        if i % 3 == 2:
+            image = json.dumps({"image": base64.b64encode(image).decode()}).encode()
+            headers["Content-Type"] = "application/json"
+        calls.append((f"/predictions/{MODEL}", image, headers))
+    return calls
+
+
+def _image_of(body: bytes) -> bytes:
+    return base64.b64decode(json.loads(body)["image"]) if body[:1] == b"{" else body
 
 
 def _assert_good(s, calls, responses) -> None:
-    for (_, image, headers), r in zip(calls, responses):
+    for (_, body, headers), r in zip(calls, responses):
+        image = _image_of(body)
         assert r.status == 200, r.body[:200]
         wants_json = headers["Accept"] == "application/json"
         assert r.content_type.startswith("application/json" if wants_json else
