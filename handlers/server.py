@@ -233,8 +233,9 @@ class TorchServeProcess:
 
     # -- internals ---------------------------------------------------------------------
     def _empty_workflow_store(self) -> Path:
-        """<workdir>/no-workflows: empty and read-only, so POST /workflows finds no archive
-        and cannot download one into it (TorchServe 0.12 cannot turn the API off)."""
+        """<workdir>/no-workflows, empty: POST /workflows finds no archive there (TorchServe
+        0.12 cannot turn that API off; allowed_urls lets it fetch none). Read-only for
+        non-root users too."""
         path = self.workdir / "no-workflows"
         path.mkdir(exist_ok=True)
         if any(path.iterdir()):  # an archive there would be registrable

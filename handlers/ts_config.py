@@ -1,8 +1,8 @@
 """The hardened TorchServe config.properties that featurelock writes for every server.
 
 Every listener on 127.0.0.1, token authorization on, model API off, models only from the local
-model store, no workflows, Prometheus metrics. serve_config/config.properties is this template rendered with
-the default ports (a unit test keeps the two in step).
+model store, no workflows, Prometheus metrics. serve_config/config.properties is this template
+rendered with the default ports (a unit test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ EXAMPLE_MODEL_STORE = "/srv/featurelock/model-store"
 EXAMPLE_METRICS_CONFIG = "/srv/featurelock/metrics.yaml"
 # A regex that matches no URL: nothing may be fetched (the model API is off anyway).
 NO_URLS = "(?!)"
-# Kept empty: TorchServeProcess creates it empty and read-only in the work directory.
+# Kept empty: TorchServeProcess creates <workdir>/no-workflows empty for each server.
 EXAMPLE_WORKFLOW_STORE = "/srv/featurelock/no-workflows"
 # TorchServe's defaults plus featurelock's series; without it the frontend drops our metrics.
 METRICS_CONFIG = Path(str(files("featurelock.serve_config") / "metrics.yaml"))
