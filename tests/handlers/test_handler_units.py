@@ -13,6 +13,7 @@ import torch
 
 from featurelock.handlers import errors as E
 from featurelock.handlers.embedding_handler import EmbeddingHandler, load_protectors
+from featurelock.handlers.metrics_bridge import outcome_of
 from featurelock.handlers.packaging import PackageError, check_no_keys
 from featurelock.handlers.request_parsing import header, image_bytes, wants_json
 from featurelock.handlers.serving_config import ServingConfig
@@ -304,6 +305,7 @@ def test_explain_or_describe_in_request_0_fails_only_itself(handler, marker):
     assert len(out) == 3
     assert [context.status[i] for i in range(3)] == [405, 200, 200]
     assert json.loads(out[0]) == {"error": "only predictions are served", "status": 405}
+    assert outcome_of(E.NotServed()) == "bad_input"  # the client's fault, not ours
     assert context.ctype == {0: "application/json", 1: "application/octet-stream",
                              2: "application/json"}
     ctx = Context(handler.config.model, handler.config.version, "acme")
