@@ -1,12 +1,13 @@
 """The TorchServe handler: image in, tenant-encrypted embedding out.
 
-Stages (never `handle`, which BaseHandler keeps):
+Stages (never `handle`, which BaseHandler keeps; its per-batch switches are pinned off):
 
     initialize   read the `featurelock:` section, load EVERY tenant's keyset and token
                  verifier (refuse to load on any problem; warn per tenant whose primary key
                  uses a leaky scheme), load the model on cuda:<gpu_id> or CPU
-    preprocess   per request: authenticate the tenant, parse the body, decode the image;
-                 a failing request gets its own 4xx and is left out of the batch
+    preprocess   per request: refuse explain/describe requests (405), authenticate the
+                 tenant, parse the body, decode the image (JPEG/PNG only); a failing
+                 request gets its own 4xx and is left out of the batch
     inference    one forward pass over the valid requests
     postprocess  per request: FeatureProtector(tenant keyset).protect(row on its device) ->
                  binary envelope (application/octet-stream) or, with `Accept:
@@ -15,6 +16,10 @@ Stages (never `handle`, which BaseHandler keeps):
 Requests carry `X-Featurelock-Tenant` and `X-Featurelock-Token` (plus TorchServe's own
 `Authorization: Bearer <inference key>`). Missing -> 401, unknown tenant or wrong token -> 403.
 `scheme: plaintext` serves raw features as JSON; only for baselines and attack comparisons.
+
+BaseHandler.handle picks explain or describe for the WHOLE batch from request 0's headers
+(`_is_explain`, `_is_describe`); one /explanations call would send every batch-mate down that
+path (503s). Both are pinned to False here, and preprocess refuses such requests one by one.
 """
 
 from __future__ import annotations
@@ -38,9 +43,10 @@ from featurelock.middleware.schemes import scheme_leak
 from featurelock.models.errors import ImageDecodeError
 from featurelock.models.imaging import decode_image, preprocess
 
-from .errors import RequestError, ServerConfigError, error_body, public_error
+from .errors import NotServed, RequestError, ServerConfigError, error_body, public_error
 from .metrics_bridge import NullRecorder, handler_metrics, outcome_of
-from .request_parsing import TENANT_HEADER, TOKEN_HEADER, header, image_bytes, wants_json
+from .request_parsing import (TENANT_HEADER, TOKEN_HEADER, header, image_bytes,
+                              is_control_request, wants_json)
 from .runners import load_runner
 from .serving_config import ServingConfig
 from .tenant_tokens import TenantTokens
@@ -134,6 +140,13 @@ class EmbeddingHandler(BaseHandler):
         self.metrics = handler_metrics(context, self.config.model, self.config.scheme)
         self.initialized = True
 
+    # -- BaseHandler's per-batch switches: never taken ------------------------------------
+    def _is_explain(self) -> bool:
+        return False  # decided per request in preprocess (NotServed), never per batch
+
+    def _is_describe(self) -> bool:
+        return False  # same: request 0's `describe: True` must not answer for its batch
+
     # -- stages ------------------------------------------------------------------------
     def preprocess(self, data: list) -> _Batch:
         self._batch_started = perf_counter()
@@ -144,6 +157,8 @@ class EmbeddingHandler(BaseHandler):
             headers = self.context.get_all_request_header(idx)
             item.json = wants_json(headers)
             try:
+                if is_control_request(headers):
+                    raise NotServed("explain/describe request")
                 item.tenant = self.tokens.authenticate(header(headers, TENANT_HEADER),
                                                        header(headers, TOKEN_HEADER))
                 t = perf_counter()

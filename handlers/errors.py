@@ -7,7 +7,8 @@
           │    ├── Forbidden            403: unknown tenant or wrong token
           │    ├── BadInput             400: empty body, malformed JSON, not an image
           │    ├── PayloadTooLarge      413: body or image over the configured limits
-          │    └── UnsupportedMedia     415: a content type we do not take
+          │    ├── UnsupportedMedia     415: a content type we do not take
+          │    └── NotServed            405: an explanation or describe request (never served)
           └── ServerConfigError         the model refuses to load (keys, config)
 
 `public_error(exc)` maps ANY exception to (status, reason phrase, fixed public message). Only
@@ -23,7 +24,8 @@ from featurelock.middleware.errors import EncryptionError, FeaturelockError
 
 __all__ = [
     "ServingError", "RequestError", "MissingCredentials", "Forbidden", "BadInput",
-    "PayloadTooLarge", "UnsupportedMedia", "ServerConfigError", "public_error", "error_body",
+    "PayloadTooLarge", "UnsupportedMedia", "NotServed", "ServerConfigError", "public_error",
+    "error_body",
 ]
 
 
@@ -55,6 +57,10 @@ class UnsupportedMedia(RequestError):
     """The request's content type is not accepted."""
 
 
+class NotServed(RequestError):
+    """An explanation (/explanations, KServe :explain) or a customized describe request."""
+
+
 class ServerConfigError(ServingError):
     """The model cannot be served as configured (missing keys, bad featurelock section)."""
 
@@ -66,6 +72,7 @@ _PUBLIC: list[tuple[type[BaseException], int, str, str]] = [
     (PayloadTooLarge, 413, "Payload Too Large", "request too large"),
     (UnsupportedMedia, 415, "Unsupported Media Type", "send image bytes or JSON {\"image\": base64}"),
     (BadInput, 400, "Bad Request", "input is not a valid image"),
+    (NotServed, 405, "Method Not Allowed", "only predictions are served"),
     (EncryptionError, 500, "Internal Server Error", "features could not be protected"),
 ]
 _INTERNAL = (500, "Internal Server Error", "internal error")

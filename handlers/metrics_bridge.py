@@ -34,7 +34,8 @@ from featurelock.middleware.errors import EncryptionError
 from featurelock.middleware.metrics import (HistogramState, NullRecorder, Recorder,
                                             torchserve_series)
 
-from .errors import BadInput, MissingCredentials, Forbidden, PayloadTooLarge, UnsupportedMedia
+from .errors import (BadInput, Forbidden, MissingCredentials, NotServed, PayloadTooLarge,
+                     UnsupportedMedia)
 
 __all__ = ["TorchServeMetrics", "NullRecorder", "handler_metrics", "outcome_of", "DEFAULT_INTERVAL"]
 
@@ -51,7 +52,7 @@ def outcome_of(exc: BaseException | None) -> str:
         return "ok"
     if isinstance(exc, (MissingCredentials, Forbidden)):
         return "unauthenticated"
-    if isinstance(exc, (BadInput, PayloadTooLarge, UnsupportedMedia, ImageDecodeError)):
+    if isinstance(exc, (BadInput, PayloadTooLarge, UnsupportedMedia, NotServed, ImageDecodeError)):
         return "bad_input"
     if isinstance(exc, EncryptionError):
         return "encrypt_failed"

@@ -8,6 +8,11 @@ TorchServe hands each request to the handler as a dict of named parameters: `bod
     JSON            {"image": "<base64 of the image file>"}     (one image per request)
 
 Request headers are read case-insensitively. Nothing here decodes pixels.
+
+TorchServe marks explanation requests (/explanations, KServe `:explain`, OIP `/explain`) with
+an `explain: True` header and customized describe calls with `describe: True`; a client can
+also send either header itself. `is_control_request` spots them so the handler refuses each
+one alone (BaseHandler would switch the whole batch on request 0's header).
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from typing import Any, Mapping
 
 from .errors import BadInput, PayloadTooLarge, UnsupportedMedia
 
-__all__ = ["TENANT_HEADER", "TOKEN_HEADER", "header", "image_bytes", "wants_json"]
+__all__ = ["TENANT_HEADER", "TOKEN_HEADER", "header", "image_bytes", "is_control_request",
+           "wants_json"]
 
 TENANT_HEADER = "x-featurelock-tenant"
 TOKEN_HEADER = "x-featurelock-token"
 _BODY_KEYS = ("body", "data")
+_CONTROL_HEADERS = frozenset({"explain", "describe"})
 
 
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -40,6 +47,14 @@ def wants_json(headers: Mapping[str, Any] | None) -> bool:
     accept = header(headers, "accept") or ""
     return any(part.split(";")[0].strip().lower() == "application/json"
                for part in accept.split(","))
+
+
+def is_control_request(headers: Mapping[str, Any] | None) -> bool:
+    """True if ANY `explain`/`describe` header (any case) says true: a client's own copy may
+    sit beside the frontend's `explain: False`, so no single lookup is trusted."""
+    return any(isinstance(key, str) and key.lower() in _CONTROL_HEADERS
+               and isinstance(value, str) and value.strip().lower() == "true"
+               for key, value in (headers or {}).items())
 
 
 def _body(request: Mapping[str, Any]) -> Any:

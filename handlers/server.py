@@ -4,9 +4,9 @@
         ts.inference_url, ts.inference_key, ts.metrics_url
 
 Each server gets free loopback ports, its own work directory (config.properties, key_file.json,
-logs, and a private TMPDIR so TorchServe's pid file never collides with another server's), and
-its own process group: `stop()` runs `torchserve --stop` and then signals the whole group, so
-no Java frontend or Python worker is left behind.
+logs, an empty read-only workflow store, and a private TMPDIR so TorchServe's pid file never
+collides with another server's), and its own process group: `stop()` runs `torchserve --stop`
+and then signals the whole group, so no Java frontend or Python worker is left behind.
 """
 
 from __future__ import annotations
@@ -145,7 +145,9 @@ class TorchServeProcess:
         (self.workdir / "key_file.json").unlink(missing_ok=True)  # never read a stale one
         self._keys = {}
         config = self.workdir / "config.properties"
-        config.write_text(render_config(self.model_store, self.models, self.ports), encoding="utf-8")
+        config.write_text(render_config(self.model_store, self.models, self.ports,
+                                        workflow_store=self._empty_workflow_store()),
+                          encoding="utf-8")
         cmd = [self._torchserve(), "--start", "--foreground", "--ncs",
                "--model-store", str(self.model_store), "--ts-config", str(config)]
         with open(self.log_dir / "torchserve.out", "ab") as out:
@@ -230,6 +232,17 @@ class TorchServeProcess:
                          if p.is_file())
 
     # -- internals ---------------------------------------------------------------------
+    def _empty_workflow_store(self) -> Path:
+        """<workdir>/no-workflows, empty: POST /workflows finds no archive there (TorchServe
+        0.12 cannot turn that API off; allowed_urls lets it fetch none). Read-only for
+        non-root users too."""
+        path = self.workdir / "no-workflows"
+        path.mkdir(exist_ok=True)
+        if any(path.iterdir()):  # an archive there would be registrable
+            raise ServerStartError(f"{path} must be empty")
+        path.chmod(0o500)
+        return path
+
     def _status(self, path: str):
         req = urllib.request.Request(self.management_url + path,
                                      headers={"Authorization": f"Bearer {self.management_key}"})

@@ -3,16 +3,23 @@
 Subcommands live in the package that owns them and are imported only when run, so
 `featurelock keys ...` works without torch, TorchServe or onnxruntime installed. A subcommand
 module provides `configure(parser)` and `run(args) -> int`.
+
+Bad input never prints a traceback: a FeaturelockError, OSError or ValueError becomes ONE line
+`featurelock COMMAND: <message>` and exit status 1; anything else one line without its text
+(set FEATURELOCK_DEBUG=1 to see the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
 from .errors import FeaturelockError
+
+DEBUG_ENV = "FEATURELOCK_DEBUG"
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -60,11 +67,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(rest)
     try:
         return int(module.run(args) or 0)
-    except FeaturelockError as exc:
-        print(f"featurelock {name}: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except (FeaturelockError, OSError, ValueError) as exc:  # bad files, keys or arguments
+        return _fail(name, _message(exc))
+    except Exception:  # a bug: its text may hold internals, so only the debug switch shows it
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        return _fail(name, f"unexpected internal error; set {DEBUG_ENV}=1 for the traceback")
+
+
+def _fail(name: str, message: str) -> int:
+    print(f"featurelock {name}: {message}", file=sys.stderr)
+    return 1
+
+
+def _message(exc: BaseException) -> str:
+    """One line: an OSError as "reason: file", anything else its own text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 def _takes_name(module) -> bool:

@@ -1,8 +1,9 @@
 """Image bytes -> uint8 RGB arrays -> model input tensors, for training, export and serving.
 
-`decode_image` is the only place request bytes are parsed (Pillow, with a pixel-count limit
-checked before the pixels are decoded). `preprocess` turns a uint8 NHWC batch into the float
-NCHW tensor a profile describes; it resizes only if the batch is not already at profile size.
+`decode_image` is the only place request bytes are parsed (Pillow, JPEG and PNG only, with a
+pixel-count limit checked before the pixels are decoded). `preprocess` turns a uint8 NHWC batch
+into the float NCHW tensor a profile describes; it resizes only if the batch is not already at
+profile size.
 """
 
 from __future__ import annotations
@@ -13,35 +14,48 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .errors import ImageDecodeError
 from .profiles import InputProfile
 
-__all__ = ["decode_image", "decode_images", "preprocess", "MAX_PIXELS"]
+__all__ = ["decode_image", "decode_images", "preprocess", "MAX_PIXELS", "ACCEPTED_FORMATS"]
 
 # Camera frames are at most a few megapixels; anything far larger is a decompression bomb.
 MAX_PIXELS = 40_000_000
+# The formats the input profiles document; Pillow tries no other plugin.
+ACCEPTED_FORMATS = ("JPEG", "PNG")
 
 
 def decode_image(data: bytes, profile: InputProfile, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """JPEG/PNG/... bytes -> (profile.height, profile.width, 3) uint8 RGB (bilinear resize)."""
+    """JPEG or PNG bytes -> (profile.height, profile.width, 3) uint8 RGB (bilinear resize).
+
+    Only the formats the input profiles document are opened: Pillow's other plugins (DDS,
+    SPIDER, TIFF, ...) are attack surface that raised NotImplementedError/AttributeError on
+    crafted bodies. ANY failure while Pillow parses or decodes becomes ImageDecodeError.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size  # header only: nothing decoded yet
-            if width * height > max_pixels:
-                raise ImageDecodeError(f"image too large: {width}x{height} pixels")
-            rgb = img.convert("RGB")
+        rgb = _decode_rgb(data, max_pixels)
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
-            SyntaxError) as exc:  # PIL reports truncated or corrupt files with all of these
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, checked at open
+        raise ImageDecodeError("image too large") from exc
+    except Exception as exc:  # translated at the boundary: this request fails alone (4xx)
         raise ImageDecodeError("not a decodable image") from exc
     if rgb.size != (profile.width, profile.height):
         rgb = rgb.resize((profile.width, profile.height), Image.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
+    with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as img:
+        width, height = img.size  # header only: nothing decoded yet
+        if width * height > max_pixels:
+            raise ImageDecodeError(f"image too large: {width}x{height} pixels")
+        img.load()
+        return img.convert("RGB")
 
 
 def decode_images(items: Sequence[bytes], profile: InputProfile,

@@ -13,6 +13,7 @@ import torch
 
 from featurelock.handlers import errors as E
 from featurelock.handlers.embedding_handler import EmbeddingHandler, load_protectors
+from featurelock.handlers.metrics_bridge import outcome_of
 from featurelock.handlers.packaging import PackageError, check_no_keys
 from featurelock.handlers.request_parsing import header, image_bytes, wants_json
 from featurelock.handlers.serving_config import ServingConfig
@@ -125,7 +126,10 @@ def test_rendered_config_is_hardened_and_matches_serve_config():
     assert props["disable_token_authorization"] == "false"
     assert props["enable_model_api"] == "false"
     assert props["metrics_mode"] == "prometheus"
-    assert props["allowed_urls"].startswith("file://")
+    assert props["allowed_urls"] == "(?!)"  # no URL may be fetched (workflows, issue 9)
+    assert props["workflow_store"] == "/srv/featurelock/no-workflows"  # never the model store
+    with pytest.raises(ValueError, match="workflow_store"):
+        render_config("/srv/m", workflow_store="/srv/m/")
 
 
 def test_model_configs_in_serve_config_parse():
@@ -209,6 +213,9 @@ class FakeContext:
     def get_all_request_header(self, idx):
         return self.headers[idx]
 
+    def get_request_header(self, idx, key):  # what BaseHandler's per-batch switches read
+        return self.headers[idx].get(key)
+
     def set_response_status(self, code=200, phrase="", idx=0):
         self.status[idx] = code
 
@@ -274,3 +281,43 @@ def test_gpu_runner_features_protected_on_device(tmp_path):
     envelope = FeatureProtector(keyset).protect(features, ctx)
     np.testing.assert_allclose(FeatureReader(keyset).read(envelope, ctx),
                                features.cpu().numpy(), rtol=0, atol=0)
+
+
+# -- no request decides for its batch (issue 9, item 4) --------------------------------------
+class _Timings:
+    def add_time(self, *args, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize("marker", [{"explain": "True"}, {"describe": "True"},
+                                    {"Explain": "true", "explain": "False"}])
+def test_explain_or_describe_in_request_0_fails_only_itself(handler, marker):
+    """BaseHandler.handle switches the whole batch on request 0's headers; here it must not."""
+    from featurelock.middleware import Context, FeatureProtector, FeatureReader, Keyset
+
+    ks = Keyset.generate("aes-256-gcm")
+    handler.protectors = {"acme": FeatureProtector(ks)}
+    creds = {"X-Featurelock-Tenant": "acme", "X-Featurelock-Token": handler.token}
+    context = FakeContext([{**creds, **marker}, creds, {**creds, "Accept": "application/json"}])
+    context.metrics = _Timings()
+    good = pedestrian_pngs(1)[0]
+    out = handler.handle([{"body": good}] * 3, context)
+    assert len(out) == 3
+    assert [context.status[i] for i in range(3)] == [405, 200, 200]
+    assert json.loads(out[0]) == {"error": "only predictions are served", "status": 405}
+    assert outcome_of(E.NotServed()) == "bad_input"  # the client's fault, not ours
+    assert context.ctype == {0: "application/json", 1: "application/octet-stream",
+                             2: "application/json"}
+    ctx = Context(handler.config.model, handler.config.version, "acme")
+    for body in out[1:]:
+        np.testing.assert_array_equal(FeatureReader(ks).read(body, ctx), np.ones((1, 4), np.float32))
+
+
+def test_control_headers_are_read_per_request():
+    from featurelock.handlers.request_parsing import is_control_request
+
+    assert is_control_request({"explain": "True"}) and is_control_request({"DESCRIBE": " true "})
+    assert is_control_request({"explain": "False", "EXPLAIN": "True"})
+    for headers in (None, {}, {"explain": "False"}, {"explain": {"content-type": "True"}},
+                    {"x-explain": "True"}, {"accept": "True"}):
+        assert not is_control_request(headers)

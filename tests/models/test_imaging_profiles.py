@@ -1,6 +1,7 @@
 """Profiles, image decoding (Pillow) and preprocessing to NCHW tensors."""
 
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -88,3 +89,30 @@ def test_preprocess_resizes_other_sizes_and_validates():
         preprocess(np.zeros((1, 128, 64, 3), np.float32), REID_128x64)
     with pytest.raises(ValueError):
         preprocess(np.zeros((1, 128, 64), np.uint8), REID_128x64)
+
+
+# -- only JPEG/PNG, every decoder failure a 4xx (issue 9, item 4) ----------------------------
+from image_bodies import broken_jpeg_or_png, encoded, not_jpeg_or_png  # noqa: E402
+
+
+@pytest.mark.parametrize("name, body", [*not_jpeg_or_png().items(), *broken_jpeg_or_png().items()])
+def test_decode_refuses_other_formats_and_broken_files(name, body):
+    with pytest.raises(ImageDecodeError, match="not a decodable image"):
+        decode_image(body, REID_128x64)
+
+
+def test_decode_maps_any_pillow_failure(monkeypatch):
+    """Whatever a Pillow plugin raises while decoding, the caller sees ImageDecodeError."""
+    good = encoded("PNG")
+    for exc in (NotImplementedError("x"), AttributeError("x"), IndexError("x"), struct.error("x")):
+        def load(self, exc=exc):
+            raise exc
+        monkeypatch.setattr("PIL.PngImagePlugin.PngImageFile.load", load)
+        with pytest.raises(ImageDecodeError):
+            decode_image(good, REID_128x64)
+
+
+def test_pillow_decompression_bomb_is_too_large(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow errors above twice this
+    with pytest.raises(ImageDecodeError, match="too large"):
+        decode_image(encoded("PNG", (16, 16)), REID_128x64, max_pixels=10_000)
