@@ -15,6 +15,7 @@ from string import Template
 __all__ = ["Ports", "render_config", "DEFAULT_PORTS", "MAX_REQUEST_SIZE", "METRICS_CONFIG"]
 
 MAX_REQUEST_SIZE = 10 * 1024 * 1024
+TOKEN_EXPIRATION_MIN = 30 * 24 * 60
 
 _TEMPLATE = Template("""# featurelock's hardened TorchServe configuration (written by `featurelock serve`).
 #
@@ -27,6 +28,8 @@ grpc_management_address=127.0.0.1
 grpc_inference_port=${grpc_inference_port}
 grpc_management_port=${grpc_management_port}
 # Token authorization ON (key_file.json in the work directory); no model registration API.
+# The keys only gate the shared API (tenants authenticate with their own tokens, revocable
+# live), and an expired key refuses ALL inference until someone calls /token: 30 days.
 disable_token_authorization=false
 token_expiration_min=${token_expiration_min}
 enable_model_api=false
@@ -74,7 +77,7 @@ METRICS_CONFIG = Path(str(files("featurelock.serve_config") / "metrics.yaml"))
 
 
 def render_config(model_store: str | Path, models: list[str] | None = None,
-                  ports: Ports = DEFAULT_PORTS, *, token_expiration_min: int = 60,
+                  ports: Ports = DEFAULT_PORTS, *, token_expiration_min: int = TOKEN_EXPIRATION_MIN,
                   max_request_size: int = MAX_REQUEST_SIZE, job_queue_size: int = 100,
                   metrics_config: str | Path = METRICS_CONFIG,
                   workflow_store: str | Path = EXAMPLE_WORKFLOW_STORE) -> str:
