@@ -57,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
             raise KeyStoreError(f"{common.keyset_path(args)} exists; refusing to overwrite")
         keyset = Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed,
                                  allow_leaky=args.allow_leaky_scheme)
-        common.save(args, keyset)
+        generation = common.save(args, keyset)
         print(f"created keyset {common.keyset_path(args)} with primary key {keyset.primary_id} "
               f"({args.scheme})")
+        _print_generation(generation)
         return 0
     keyset = common.load(args)
     if args.action == "list":
@@ -72,8 +73,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         getattr(keyset, args.action)(args.key_id)
         print(f"key {args.key_id}: {args.action}d")
-    common.save(args, keyset)
+    _print_generation(common.save(args, keyset))
     return 0
+
+
+def _print_generation(generation: int | None) -> None:
+    # Serving workers pick the change up within about a second; their
+    # featurelock_key_registry_generation gauge reaches this number once they have.
+    if generation is not None:
+        print(f"key registry generation {generation}")
 
 
 def _print_keys(keyset: Keyset) -> None:
