@@ -150,7 +150,7 @@ def test_bridge_publishes_increments_and_nothing_when_idle():
     pytest.importorskip("ts")
     from featurelock.handlers.metrics_bridge import TorchServeMetrics
 
-    cache = _FakeCache(fm.torchserve_series())
+    cache = _FakeCache(fm.torchserve_series() + fm.torchserve_gauges())
     bridge = TorchServeMetrics(cache, "reid", "aes-256-gcm", interval=60)
     bridge.observe("encrypt", 3e-5)
     bridge.count("ok")
