@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 
 from featurelock.handlers import errors as E
@@ -13,16 +14,13 @@ from featurelock.middleware import Context, FeatureReader
 from featurelock.middleware.cli import main
 from featurelock.middleware.errors import DecryptionError
 from featurelock.middleware.registry import read_generation
+from featurelock.middleware.metrics import PrometheusMetrics
 from featurelock.models.profiles import REID_128x64
-
-import numpy as np
 
 from fl_serving_helpers import file_kek, keyset, make_registry
 
 pytest.importorskip("prometheus_client")
 from prometheus_client import CollectorRegistry  # noqa: E402
-
-from featurelock.middleware.metrics import PrometheusMetrics  # noqa: E402
 
 CTX = Context("reid", "1", "acme")
 
