@@ -4,7 +4,8 @@ Stages (never `handle`, which BaseHandler keeps; its per-batch switches are pinn
 
     initialize   read the `featurelock:` section, load EVERY tenant's keyset and token
                  verifier (refuse to load on any problem; warn per tenant whose primary key
-                 uses a leaky scheme), load the model on cuda:<gpu_id> or CPU
+                 uses a leaky scheme) and keep them live (`serving_state`: registry changes
+                 apply within about a second), load the model on cuda:<gpu_id> or CPU
     preprocess   per request: refuse explain/describe requests (405), authenticate the
                  tenant, parse the body, decode the image (JPEG/PNG only); a failing
                  request gets its own 4xx and is left out of the batch
@@ -36,10 +37,8 @@ import numpy as np
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-from featurelock.middleware import (Context, Envelope, FeatureProtector, KeyRegistry, kek_from_uri,
-                                    warm_kernels)
+from featurelock.middleware import Context, Envelope, warm_kernels
 from featurelock.middleware.errors import FeaturelockError
-from featurelock.middleware.schemes import scheme_leak
 from featurelock.models.errors import ImageDecodeError
 from featurelock.models.imaging import decode_image, preprocess
 
@@ -49,9 +48,9 @@ from .request_parsing import (TENANT_HEADER, TOKEN_HEADER, header, image_bytes,
                               is_control_request, wants_json)
 from .runners import load_runner
 from .serving_config import ServingConfig
-from .tenant_tokens import TenantTokens
+from .serving_state import load_protectors, watch_serving_state
 
-__all__ = ["EmbeddingHandler", "load_protectors"]
+__all__ = ["EmbeddingHandler", "load_protectors"]  # load_protectors: moved to serving_state
 
 log = logging.getLogger(__name__)
 
@@ -74,37 +73,6 @@ class _Batch:
     features: torch.Tensor | None = None
 
 
-def load_protectors(config: ServingConfig, registry_dir: str,
-                    tenants: list[str]) -> dict[str, FeatureProtector]:
-    """A protector per tenant; ServerConfigError unless every tenant has a usable keyset whose
-    primary key uses the configured scheme. Logs a warning per tenant whose primary key's
-    scheme measurably leaks (its keys were made with --allow-leaky-scheme)."""
-    kek_uri = os.environ.get(config.kek_env)
-    if not kek_uri:
-        raise ServerConfigError(f"no key-encryption key: ${config.kek_env} is not set")
-    try:
-        keysets = KeyRegistry(registry_dir, kek_from_uri(kek_uri)).load_all()
-    except (FeaturelockError, ValueError, TypeError) as exc:
-        raise ServerConfigError(f"cannot load the key registry: {exc}") from None
-    missing = sorted(set(tenants) - set(keysets))
-    if missing:
-        raise ServerConfigError(f"tenants without a keyset: {', '.join(missing)}")
-    if not tenants:
-        raise ServerConfigError("no tenants: add one with `featurelock tenants add`")
-    protectors = {}
-    for tenant in tenants:
-        primary = next(k for k in keysets[tenant].info() if k.primary)
-        if primary.scheme != config.scheme:
-            raise ServerConfigError(f"tenant {tenant!r}: primary key is {primary.scheme}, "
-                                    f"the model is configured for {config.scheme}")
-        leak = scheme_leak(primary.scheme)
-        if leak:  # served on purpose (an attack baseline), but never silently
-            log.warning("featurelock: tenant %s encrypts with %s, which measurably leaks: %s",
-                        tenant, primary.scheme, leak)
-        protectors[tenant] = FeatureProtector(keysets[tenant])
-    return protectors
-
-
 class EmbeddingHandler(BaseHandler):
     """See the module docstring. One response per request, always."""
 
@@ -121,13 +89,13 @@ class EmbeddingHandler(BaseHandler):
         registry_dir = os.environ.get(self.config.key_registry_env)
         if not registry_dir:
             raise ServerConfigError(f"no key registry: ${self.config.key_registry_env} is not set")
-        self.tokens = TenantTokens.load(registry_dir)
+        self.metrics = handler_metrics(context, self.config.model, self.config.scheme)
+        # Tokens and protectors, reloaded when the registry changes (no restart needed).
+        self.registry = watch_serving_state(self.config, registry_dir, recorder=self.metrics)
         if self.config.plaintext:
-            self.protectors: dict[str, FeatureProtector] = {}
             log.warning("featurelock: model %s serves PLAINTEXT features (scheme: plaintext); "
                         "use only for baselines and attack comparisons", self.config.model)
         else:
-            self.protectors = load_protectors(self.config, registry_dir, self.tokens.tenants())
             # Compile (or load from cache) the bit-permutation kernel now, not on a request.
             log.info("featurelock: bit-permutation kernel %s", warm_kernels())
         model_path = Path(props["model_dir"]) / self.config.model_file
@@ -136,8 +104,7 @@ class EmbeddingHandler(BaseHandler):
         self.device = self.runner.device
         log.info("featurelock: serving %s v%s (%s on %s, scheme %s, %d tenants)",
                  self.config.model, self.config.version, self.config.backend, self.device,
-                 self.config.scheme, len(self.tokens.tenants()))
-        self.metrics = handler_metrics(context, self.config.model, self.config.scheme)
+                 self.config.scheme, len(self.registry.current().tokens.tenants()))
         self.initialized = True
 
     # -- BaseHandler's per-batch switches: never taken ------------------------------------
@@ -150,6 +117,7 @@ class EmbeddingHandler(BaseHandler):
     # -- stages ------------------------------------------------------------------------
     def preprocess(self, data: list) -> _Batch:
         self._batch_started = perf_counter()
+        self.state = self.registry.current()  # one registry state per batch, even mid-reload
         batch = _Batch(items=[_Item() for _ in data])
         images = []
         for idx, request in enumerate(data):
@@ -159,8 +127,8 @@ class EmbeddingHandler(BaseHandler):
             try:
                 if is_control_request(headers):
                     raise NotServed("explain/describe request")
-                item.tenant = self.tokens.authenticate(header(headers, TENANT_HEADER),
-                                                       header(headers, TOKEN_HEADER))
+                item.tenant = self.state.tokens.authenticate(header(headers, TENANT_HEADER),
+                                                             header(headers, TOKEN_HEADER))
                 t = perf_counter()
                 raw = image_bytes(request, self.config.max_body_bytes)
                 images.append(decode_image(raw, self.profile, self.config.max_pixels))
@@ -225,7 +193,7 @@ class EmbeddingHandler(BaseHandler):
         if context is None:
             context = Context(self.config.model, self.config.version, item.tenant or "")
             self._contexts[item.tenant] = context
-        envelope = self.protectors[item.tenant].protect(row, context)
+        envelope = self.state.protectors[item.tenant].protect(row, context)
         self.metrics.observe("encrypt", perf_counter() - t)
         self.context.set_response_status(200, "OK", idx)
         if item.json:

@@ -15,6 +15,9 @@ TorchServe COUNTERS named exactly like a classic prometheus histogram's series:
     featurelock_stage_duration_seconds_sum / _count{model,scheme,stage,Hostname}
     featurelock_requests_total{model,scheme,outcome,Hostname}
     featurelock_response_bytes_total{model,scheme,Hostname}
+    featurelock_key_registry_reload_failures_total{model,Hostname}
+    featurelock_key_registry_generation{model,Hostname}      a GAUGE: set on change, and
+                                                             re-set every GAUGE_HEARTBEAT s
 
 (TorchServe's bundled simpleclient keeps counter names as given and appends the Hostname
 label.) Counters add up across workers, so `histogram_quantile(0.95, sum by (le) (rate(
@@ -22,17 +25,23 @@ label.) Counters add up across workers, so `histogram_quantile(0.95, sum by (le)
 for prometheus-client hosts. The metrics must be declared in the metrics.yaml that the
 frontend's `metrics_config` names (serve_config/metrics.yaml); if they are not, the worker
 logs one WARNING and records nothing (never a silent gap).
+
+Every worker of a model sets the same generation series (TorchServe adds no worker label), so
+the gauge shows the last value any worker published. The heartbeat makes a lagging worker
+re-assert its older generation instead of hiding behind a newer one; each worker also logs
+the generation it loads.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from featurelock.middleware.errors import EncryptionError
 from featurelock.middleware.metrics import (HistogramState, NullRecorder, Recorder,
-                                            torchserve_series)
+                                            torchserve_gauges, torchserve_series)
 
 from .errors import (BadInput, Forbidden, MissingCredentials, NotServed, PayloadTooLarge,
                      UnsupportedMedia)
@@ -42,6 +51,7 @@ __all__ = ["TorchServeMetrics", "NullRecorder", "handler_metrics", "outcome_of",
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 1.0  # seconds between publications (Prometheus scrapes every >= 1 s)
+GAUGE_HEARTBEAT = 10.0  # seconds between re-publications of an unchanged generation gauge
 
 
 def outcome_of(exc: BaseException | None) -> str:
@@ -74,9 +84,11 @@ class TorchServeMetrics(Recorder):
         from ts.metrics.metric_type_enum import MetricTypes
 
         self._metrics = {}
-        for name, dims, _unit in torchserve_series():
+        series = [(s, MetricTypes.COUNTER) for s in torchserve_series()]
+        series += [(s, MetricTypes.GAUGE) for s in torchserve_gauges()]
+        for (name, dims, _unit), kind in series:
             try:
-                metric = metrics_cache.get_metric(name, MetricTypes.COUNTER)
+                metric = metrics_cache.get_metric(name, kind)
             except Exception:  # ts raises its own MetricsCacheKeyError
                 raise LookupError(f"{name} is not declared in TorchServe's metrics_config") from None
             if list(metric.dimension_names) != list(dims):
@@ -88,6 +100,7 @@ class TorchServeMetrics(Recorder):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._publish_lock = threading.Lock()
+        self._gauge_published = float("-inf")
 
     # Recorder: the handler's hot path touches only the local state.
     def observe(self, stage: str, seconds: float) -> None:
@@ -99,10 +112,25 @@ class TorchServeMetrics(Recorder):
     def add_bytes(self, n: int) -> None:
         self.state.add_bytes(n)
 
-    def publish(self) -> int:
-        """Emit the increments since the last publication; the number of metric lines."""
+    def registry_generation(self, generation: int) -> None:
+        self.state.registry_generation(generation)
+
+    def registry_reload_failed(self) -> None:
+        self.state.registry_reload_failed()
+
+    def publish(self, now: float | None = None) -> int:
+        """Emit the increments since the last publication (and the generation gauge when it
+        changed or GAUGE_HEARTBEAT passed); the number of metric lines."""
+        now = time.monotonic() if now is None else now
         with self._publish_lock:
             lines = self.state.drain()
+            gauge = self.state.generation_line()
+            if gauge is not None:
+                if any(name == gauge[0] for name, _, _ in lines):  # changed: drained with the rest
+                    self._gauge_published = now
+                elif now - self._gauge_published >= GAUGE_HEARTBEAT:
+                    lines.append(gauge)
+                    self._gauge_published = now
             for name, labels, value in lines:
                 self._metrics[name].add_or_update(value, list(labels))
         return len(lines)

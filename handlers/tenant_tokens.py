@@ -20,6 +20,7 @@ from pathlib import Path
 
 from featurelock.middleware._files import write_private_atomic
 from featurelock.middleware.errors import KeyStoreError
+from featurelock.middleware.registry import bump_generation
 
 from .errors import Forbidden, MissingCredentials
 
@@ -98,9 +99,11 @@ class TenantTokens:
             raise Forbidden("token rejected")
         return tenant
 
-    def save(self) -> None:
+    def save(self) -> int:
+        """Write tenants.json and bump the registry's generation; returns the new generation."""
         created = self._created
         doc = {"featurelock_tenants": _FORMAT, "tenants": {
             t: {"sha256": v, "created": created.get(t, 0)} for t, v in sorted(self._verifiers.items())}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_private_atomic(self.path, json.dumps(doc, indent=1).encode("utf-8"))
+        return bump_generation(self.path.parent)

@@ -7,9 +7,10 @@
 $FEATURELOCK_KEK; cleartext only with --insecure-cleartext) and prints a new access token ONCE.
 Only its SHA-256 verifier is stored, in DIR/tenants.json (mode 0600, written atomically).
 A scheme that measurably leaks (shufflebits, shufflebits-otp) needs --allow-leaky-scheme.
-`add --rotate-token` issues a new token for an existing tenant (the old one stops working when
-the model's workers restart). `remove` revokes the token; the keyset file is kept (so stored
-envelopes stay readable) unless --delete-keyset.
+`add --rotate-token` issues a new token for an existing tenant. `remove` revokes the token; the
+keyset file is kept (so stored envelopes stay readable) unless --delete-keyset. Every write
+bumps the registry's generation; serving workers apply it within about a second, no restart
+(`featurelock.handlers.serving_state`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from featurelock.middleware import KeyRegistry, kek_from_uri
 from featurelock.middleware.errors import KeyStoreError, TenantError
-from featurelock.middleware.registry import validate_tenant
+from featurelock.middleware.registry import bump_generation, validate_tenant
 from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES, leaky_schemes
 from featurelock.middleware.storage import load_public_keyset
 
@@ -110,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     if not tokens.remove(args.tenant):
         raise TenantError(f"no tenant {args.tenant!r}")
     tokens.save()
-    if args.delete_keyset:
+    if args.delete_keyset:  # after the token is gone, so no worker ever sees a token without keys
         KeyRegistry(args.registry, None).path(args.tenant).unlink(missing_ok=True)
+        bump_generation(args.registry)
     print(f"tenant {args.tenant}: token revoked{' and keyset deleted' if args.delete_keyset else ''}")
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import KeyStoreError
 from .kek import KeyEncryptionKey, kek_from_uri
 from .keyset import Keyset
-from .registry import validate_tenant
+from .registry import KEYSET_SUFFIX, bump_generation, validate_tenant
 from .storage import load_keyset, save_keyset
 
 KEK_ENV = "FEATURELOCK_KEK"
@@ -50,8 +50,12 @@ def load(args: argparse.Namespace) -> Keyset:
                        allow_cleartext=args.insecure_cleartext)
 
 
-def save(args: argparse.Namespace, keyset: Keyset) -> None:
+def save(args: argparse.Namespace, keyset: Keyset) -> int | None:
+    """Save the keyset; in a registry, bump its generation and return it (None otherwise)."""
     path = keyset_path(args)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_keyset(path, keyset, open_kek(args), args.tenant,
                 insecure_cleartext=args.insecure_cleartext)
+    if path.name == f"{args.tenant}{KEYSET_SUFFIX}":  # a registry's file (--registry or --keyset)
+        return bump_generation(path.parent)
+    return None

@@ -72,18 +72,20 @@ def run(args: argparse.Namespace) -> int:
         else:
             keyset = Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed,
                                      allow_leaky=args.allow_leaky_scheme)
-        _save(args, keyset)
+        generation = _save(args, keyset)
         print(f"created keyset {common.keyset_path(args)} with primary key {keyset.primary_id} "
               f"({keyset.info()[0].scheme})")
+        _print_generation(generation)
         return 0
     if args.action == "import-public":
         keyset = load_public_keyset(args.public_key)
         if common.keyset_path(args).exists() and not common.load(args).is_public():
             raise KeyStoreError(f"{common.keyset_path(args)} holds secret keys; import-public "
                                 "replaces only a keyset of public keys")
-        _save(args, keyset)
+        generation = _save(args, keyset)
         print(f"imported public keys {public_fingerprint(keyset)} (primary key "
               f"{keyset.primary_id}) into {common.keyset_path(args)}")
+        _print_generation(generation)
         return 0
     keyset = common.load(args)
     if args.action == "export-public":
@@ -103,14 +105,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         getattr(keyset, args.action)(args.key_id)
         print(f"key {args.key_id}: {args.action}d")
-    _save(args, keyset)
+    _print_generation(_save(args, keyset))
     return 0
 
 
-def _save(args: argparse.Namespace, keyset: Keyset) -> None:
+def _save(args: argparse.Namespace, keyset: Keyset) -> int | None:
     if args.registry is not None:  # a registry is the server's
         check_server_keyset(keyset, args.tenant)
-    common.save(args, keyset)
+    return common.save(args, keyset)
+
+
+def _print_generation(generation: int | None) -> None:
+    # Serving workers pick the change up within about a second; their
+    # featurelock_key_registry_generation gauge reaches this number once they have.
+    if generation is not None:
+        print(f"key registry generation {generation}")
 
 
 def _print_keys(keyset: Keyset) -> None:

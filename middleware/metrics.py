@@ -11,6 +11,10 @@
     featurelock_requests_total{model, scheme, outcome}            counter
         outcome: ok | bad_input | unauthenticated | encrypt_failed | internal_error
     featurelock_response_bytes_total{model, scheme}               counter, bytes of 200 bodies
+    featurelock_key_registry_generation{model}                    gauge, the key registry
+                           generation this worker serves (`featurelock.middleware.registry_watch`)
+    featurelock_key_registry_reload_failures_total{model}         counter, registry changes that
+                           could not be loaded (the worker kept serving its last good state)
 
 Labels stay low-cardinality: model name, scheme, stage, outcome. Never tenants, tokens,
 request ids or key ids. Encrypt share of worker time = rate(encrypt _sum) / rate(handler _sum).
@@ -38,8 +42,9 @@ from typing import Any
 
 __all__ = [
     "BUCKETS", "STAGES", "OUTCOMES", "STAGE_SECONDS", "REQUESTS", "RESPONSE_BYTES",
-    "MetricDef", "DEFINITIONS", "Recorder", "NullRecorder", "PrometheusMetrics", "HistogramState",
-    "le_label", "torchserve_series", "torchserve_metrics_yaml",
+    "REGISTRY_GENERATION", "REGISTRY_RELOAD_FAILURES", "MetricDef", "DEFINITIONS", "Recorder",
+    "NullRecorder", "PrometheusMetrics", "HistogramState",
+    "le_label", "torchserve_series", "torchserve_gauges", "torchserve_metrics_yaml",
 ]
 
 # 1-2.5-5 per decade from 1 us to 10 s: microsecond encryption and 100 ms inference both land
@@ -54,7 +59,7 @@ OUTCOMES = ("ok", "bad_input", "unauthenticated", "encrypt_failed", "internal_er
 @dataclass(frozen=True)
 class MetricDef:
     name: str
-    kind: str  # "histogram" | "counter"
+    kind: str  # "histogram" | "counter" | "gauge"
     labels: tuple[str, ...]
     unit: str
     help: str
@@ -70,7 +75,14 @@ REQUESTS = MetricDef(
 RESPONSE_BYTES = MetricDef(
     "featurelock_response_bytes_total", "counter", ("model", "scheme"), "bytes",
     "Bytes of successful response bodies (envelopes, or JSON floats for plaintext)")
-DEFINITIONS = (STAGE_SECONDS, REQUESTS, RESPONSE_BYTES)
+REGISTRY_GENERATION = MetricDef(
+    "featurelock_key_registry_generation", "gauge", ("model",), "count",
+    "Key registry generation this worker serves (every registry write bumps it)")
+REGISTRY_RELOAD_FAILURES = MetricDef(
+    "featurelock_key_registry_reload_failures_total", "counter", ("model",), "count",
+    "Key registry changes that could not be loaded; the last good state is still served")
+DEFINITIONS = (STAGE_SECONDS, REQUESTS, RESPONSE_BYTES, REGISTRY_GENERATION,
+               REGISTRY_RELOAD_FAILURES)
 
 
 def le_label(bound: float) -> str:
@@ -95,6 +107,13 @@ class Recorder:
     def add_bytes(self, n: int) -> None:
         raise NotImplementedError
 
+    def registry_generation(self, generation: int) -> None:
+        """The key registry generation now served."""
+        raise NotImplementedError
+
+    def registry_reload_failed(self) -> None:
+        raise NotImplementedError
+
 
 class NullRecorder(Recorder):
     """Records nothing (metrics disabled)."""
@@ -106,6 +125,12 @@ class NullRecorder(Recorder):
         pass
 
     def add_bytes(self, n: int) -> None:
+        pass
+
+    def registry_generation(self, generation: int) -> None:
+        pass
+
+    def registry_reload_failed(self) -> None:
         pass
 
 
@@ -128,6 +153,12 @@ class PrometheusMetrics:
                                    registry=self.registry)
         self.response_bytes = pc.Counter(RESPONSE_BYTES.name, RESPONSE_BYTES.help,
                                          RESPONSE_BYTES.labels, registry=self.registry)
+        self.registry_generation = pc.Gauge(
+            REGISTRY_GENERATION.name, REGISTRY_GENERATION.help, REGISTRY_GENERATION.labels,
+            registry=self.registry)
+        self.registry_reload_failures = pc.Counter(
+            REGISTRY_RELOAD_FAILURES.name, REGISTRY_RELOAD_FAILURES.help,
+            REGISTRY_RELOAD_FAILURES.labels, registry=self.registry)
 
     def recorder(self, model: str, scheme: str) -> Recorder:
         return _PrometheusRecorder(self, model, scheme)
@@ -138,6 +169,8 @@ class _PrometheusRecorder(Recorder):
         self._stages = {s: metrics.stage_seconds.labels(model, scheme, s) for s in STAGES}
         self._outcomes = {o: metrics.requests.labels(model, scheme, o) for o in OUTCOMES}
         self._bytes = metrics.response_bytes.labels(model, scheme)
+        self._generation = metrics.registry_generation.labels(model)
+        self._reload_failures = metrics.registry_reload_failures.labels(model)
 
     def observe(self, stage: str, seconds: float) -> None:
         if stage not in self._stages:
@@ -152,9 +185,15 @@ class _PrometheusRecorder(Recorder):
     def add_bytes(self, n: int) -> None:
         self._bytes.inc(n)
 
+    def registry_generation(self, generation: int) -> None:
+        self._generation.set(generation)
+
+    def registry_reload_failed(self) -> None:
+        self._reload_failures.inc()
+
 
 class HistogramState(Recorder):
-    """Thread-safe local accumulation of all three metrics for one (model, scheme).
+    """Thread-safe local accumulation of every metric for one (model, scheme).
 
     `observe` costs a bisect and two additions under an uncontended lock. `drain()` returns the
     increments since the previous drain, as (metric name, label values, increment) with
@@ -169,6 +208,8 @@ class HistogramState(Recorder):
         self._les = [le_label(b) for b in self.bounds]
         self._lock = threading.Lock()
         self._announced: set[str] = set()  # stages whose zero buckets were already published
+        self._generation: int | None = None  # a gauge: kept across drains, not reset
+        self._generation_changed = False
         self._reset()
 
     def _reset(self) -> None:
@@ -176,6 +217,7 @@ class HistogramState(Recorder):
         self._sums = dict.fromkeys(STAGES, 0.0)
         self._outcomes = dict.fromkeys(OUTCOMES, 0)
         self._bytes = 0
+        self._reload_failures = 0
         self._dirty = False
 
     def observe(self, stage: str, seconds: float) -> None:
@@ -199,11 +241,30 @@ class HistogramState(Recorder):
             self._bytes += n
             self._dirty = True
 
+    def registry_generation(self, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                self._generation, self._generation_changed, self._dirty = generation, True, True
+
+    def registry_reload_failed(self) -> None:
+        with self._lock:
+            self._reload_failures += 1
+            self._dirty = True
+
+    def generation_line(self) -> tuple[str, tuple[str, ...], float] | None:
+        """The generation gauge's current line (None before the first load), to re-publish."""
+        with self._lock:
+            generation = self._generation
+        return None if generation is None else (REGISTRY_GENERATION.name, (self.model,), generation)
+
     def drain(self) -> list[tuple[str, tuple[str, ...], float]]:
+        """Increments since the last drain; the generation gauge only when it changed."""
         with self._lock:
             if not self._dirty:
                 return []
             counts, sums, outcomes, nbytes = self._counts, self._sums, self._outcomes, self._bytes
+            failures, generation = self._reload_failures, self._generation
+            gauge_changed, self._generation_changed = self._generation_changed, False
             self._reset()
         m, s = self.model, self.scheme
         out: list[tuple[str, tuple[str, ...], float]] = []
@@ -228,6 +289,10 @@ class HistogramState(Recorder):
                 out.append((REQUESTS.name, (m, s, outcome), n))
         if nbytes:
             out.append((RESPONSE_BYTES.name, (m, s), nbytes))
+        if gauge_changed:
+            out.append((REGISTRY_GENERATION.name, (m,), generation))
+        if failures:
+            out.append((REGISTRY_RELOAD_FAILURES.name, (m,), failures))
         return out
 
 
@@ -237,17 +302,25 @@ def torchserve_series() -> list[tuple[str, tuple[str, ...], str]]:
     return [(h.name + "_bucket", h.labels + ("le",), h.unit), (h.name + "_sum", h.labels, h.unit),
             (h.name + "_count", h.labels, "count"),
             (REQUESTS.name, REQUESTS.labels, REQUESTS.unit),
-            (RESPONSE_BYTES.name, RESPONSE_BYTES.labels, RESPONSE_BYTES.unit)]
+            (RESPONSE_BYTES.name, RESPONSE_BYTES.labels, RESPONSE_BYTES.unit),
+            (REGISTRY_RELOAD_FAILURES.name, REGISTRY_RELOAD_FAILURES.labels,
+             REGISTRY_RELOAD_FAILURES.unit)]
+
+
+def torchserve_gauges() -> list[tuple[str, tuple[str, ...], str]]:
+    """(name, dimension names, unit) of every TorchServe gauge the bridge emits."""
+    g = REGISTRY_GENERATION
+    return [(g.name, g.labels, g.unit)]
 
 
 def torchserve_metrics_yaml(base: dict | None = None) -> dict:
     """A TorchServe metrics.yaml document: `base` (TorchServe's own ts_metrics) plus our
-    series as model_metrics counters. serve_config/metrics.yaml is this document."""
+    series as model_metrics counters and gauges. serve_config/metrics.yaml is this document."""
     doc = dict(base or {})
     model = dict(doc.get("model_metrics") or {})
-    counters = [c for c in model.get("counter") or [] if not c["name"].startswith("featurelock_")]
-    counters += [{"name": name, "unit": unit, "dimensions": list(dims)}
-                 for name, dims, unit in torchserve_series()]
-    model["counter"] = counters
+    for kind, series in (("counter", torchserve_series()), ("gauge", torchserve_gauges())):
+        kept = [c for c in model.get(kind) or [] if not c["name"].startswith("featurelock_")]
+        model[kind] = kept + [{"name": name, "unit": unit, "dimensions": list(dims)}
+                              for name, dims, unit in series]
     doc["model_metrics"] = model
     return doc

@@ -1,6 +1,7 @@
 """The key registry: one keyset per tenant (API consumer), in one directory.
 
     <directory>/<tenant>.keyset.json     each wrapped under the same KEK, bound to its tenant
+    <directory>/generation.json          bumped by every write (see `_generation`)
 
 A tenant's key can never open another tenant's features: different keys, and the tenant is
 part of both the keyset wrapping and every envelope's associated data.
@@ -12,16 +13,18 @@ import os
 import re
 from pathlib import Path
 
+from ._generation import GENERATION_FILE, bump_generation, read_generation
 from .errors import KeyStoreError, TenantError
 from .kek import KeyEncryptionKey
 from .keyset import Keyset
 from .schemes import DEFAULT_SCHEME
 from .storage import load_keyset, save_keyset
 
-__all__ = ["KeyRegistry", "validate_tenant", "check_server_keyset"]
+__all__ = ["KeyRegistry", "validate_tenant", "check_server_keyset", "GENERATION_FILE",
+           "KEYSET_SUFFIX", "bump_generation", "read_generation"]
 
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SUFFIX = ".keyset.json"
+KEYSET_SUFFIX = ".keyset.json"
 
 
 def validate_tenant(tenant: str) -> str:
@@ -53,10 +56,10 @@ class KeyRegistry:
         self._cache: dict[str, Keyset] = {}
 
     def path(self, tenant: str) -> Path:
-        return self.directory / f"{validate_tenant(tenant)}{_SUFFIX}"
+        return self.directory / f"{validate_tenant(tenant)}{KEYSET_SUFFIX}"
 
     def tenants(self) -> list[str]:
-        return sorted(p.name[: -len(_SUFFIX)] for p in self.directory.glob(f"*{_SUFFIX}"))
+        return sorted(p.name[: -len(KEYSET_SUFFIX)] for p in self.directory.glob(f"*{KEYSET_SUFFIX}"))
 
     def keyset(self, tenant: str) -> Keyset:
         """The tenant's keyset; TenantError if the tenant has none."""
@@ -90,6 +93,7 @@ class KeyRegistry:
         save_keyset(self.path(tenant), keyset, self._kek, tenant,
                     insecure_cleartext=self._kek is None and self._allow_cleartext)
         self._cache[tenant] = keyset
+        bump_generation(self.directory)
 
     def __repr__(self) -> str:
         return f"KeyRegistry({str(self.directory)!r}, kek={getattr(self._kek, 'uri', None)!r})"

@@ -17,6 +17,7 @@ from featurelock.handlers.metrics_bridge import outcome_of
 from featurelock.handlers.packaging import PackageError, check_no_keys
 from featurelock.handlers.request_parsing import header, image_bytes, wants_json
 from featurelock.handlers.serving_config import ServingConfig
+from featurelock.handlers.serving_state import ServingState
 from featurelock.handlers.tenant_tokens import TenantTokens, verifier
 from featurelock.handlers.ts_config import (EXAMPLE_METRICS_CONFIG, EXAMPLE_MODEL_STORE,
                                             METRICS_CONFIG, render_config)
@@ -223,6 +224,16 @@ class FakeContext:
         self.ctype[idx] = value
 
 
+class FixedState:
+    """Stands in for the RegistryWatcher: always the same state."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def current(self):
+        return self.state
+
+
 class FailingProtector:
     def protect(self, features, context):
         raise EncryptionError("boom with detail")
@@ -235,8 +246,7 @@ def handler(tmp_path):
     h = EmbeddingHandler()
     h.config = ServingConfig.from_model_yaml(_section())
     h.profile = REID_128x64
-    h.tokens = tokens
-    h.protectors = {"acme": FailingProtector()}
+    h.registry = FixedState(ServingState(1, tokens, {"acme": FailingProtector()}))
     h.runner = lambda x: torch.ones(x.shape[0], 4)
     h.token = token
     return h
@@ -296,7 +306,8 @@ def test_explain_or_describe_in_request_0_fails_only_itself(handler, marker):
     from featurelock.middleware import Context, FeatureProtector, FeatureReader, Keyset
 
     ks = Keyset.generate("aes-256-gcm")
-    handler.protectors = {"acme": FeatureProtector(ks)}
+    tokens = handler.registry.current().tokens
+    handler.registry = FixedState(ServingState(1, tokens, {"acme": FeatureProtector(ks)}))
     creds = {"X-Featurelock-Tenant": "acme", "X-Featurelock-Token": handler.token}
     context = FakeContext([{**creds, **marker}, creds, {**creds, "Accept": "application/json"}])
     context.metrics = _Timings()

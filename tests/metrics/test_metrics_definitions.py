@@ -150,7 +150,7 @@ def test_bridge_publishes_increments_and_nothing_when_idle():
     pytest.importorskip("ts")
     from featurelock.handlers.metrics_bridge import TorchServeMetrics
 
-    cache = _FakeCache(fm.torchserve_series())
+    cache = _FakeCache(fm.torchserve_series() + fm.torchserve_gauges())
     bridge = TorchServeMetrics(cache, "reid", "aes-256-gcm", interval=60)
     bridge.observe("encrypt", 3e-5)
     bridge.count("ok")
@@ -190,3 +190,36 @@ def test_outcomes_of_serving_errors():
     assert outcome_of(he.PayloadTooLarge()) == "bad_input"
     assert outcome_of(EncryptionError("x")) == "encrypt_failed"
     assert outcome_of(RuntimeError("x")) == "internal_error"
+
+
+def test_registry_generation_gauge_and_reload_failures():
+    registry = CollectorRegistry()
+    rec = fm.PrometheusMetrics(registry=registry).recorder("reid", "aes-256-gcm")
+    rec.registry_generation(7)
+    rec.registry_reload_failed()
+    assert registry.get_sample_value(fm.REGISTRY_GENERATION.name, {"model": "reid"}) == 7
+    assert registry.get_sample_value(fm.REGISTRY_RELOAD_FAILURES.name, {"model": "reid"}) == 1
+    state = fm.HistogramState("reid", "aes-256-gcm")
+    assert state.generation_line() is None
+    state.registry_generation(7)
+    state.registry_reload_failed()
+    assert state.drain() == [(fm.REGISTRY_GENERATION.name, ("reid",), 7),
+                             (fm.REGISTRY_RELOAD_FAILURES.name, ("reid",), 1)]
+    state.registry_generation(7)  # unchanged: nothing to publish
+    assert state.drain() == [] and state.generation_line() == (fm.REGISTRY_GENERATION.name,
+                                                               ("reid",), 7)
+
+
+def test_bridge_republishes_an_unchanged_generation_on_a_heartbeat():
+    pytest.importorskip("ts")
+    from featurelock.handlers.metrics_bridge import GAUGE_HEARTBEAT, TorchServeMetrics
+
+    cache = _FakeCache(fm.torchserve_series() + fm.torchserve_gauges())
+    bridge = TorchServeMetrics(cache, "reid", "aes-256-gcm", interval=60)
+    assert bridge.publish(now=0.0) == 0  # no generation yet: no gauge
+    bridge.registry_generation(3)
+    assert bridge.publish(now=1.0) == 1
+    assert bridge.publish(now=1.0 + GAUGE_HEARTBEAT / 2) == 0
+    assert bridge.publish(now=1.0 + GAUGE_HEARTBEAT) == 1
+    assert cache.lines == [(fm.REGISTRY_GENERATION.name, ("reid",), 3)] * 2
+    bridge.close()

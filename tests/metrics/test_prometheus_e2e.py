@@ -155,6 +155,8 @@ def test_prometheus_recording_rules_return_numbers(stack, tmp_path):
         assert 0 < values["featurelock:encrypt_share:ratio_1m"] < 1
         rate = query('featurelock:requests:rate_1m{scheme="plaintext",outcome="ok"}')
         assert rate and float(rate[0]["value"][1]) > 0
+        generation = query('featurelock:key_registry_generation:min{model="ts-aes-256-gcm"}')
+        assert generation and float(generation[0]["value"][1]) >= 1
     finally:
         proc.terminate()
         try:

@@ -1,0 +1,100 @@
+"""What a featurelock endpoint serves with, loaded as one immutable unit and kept live.
+
+    ServingState(generation, tokens, protectors)   the registry's generation, the tenants'
+                                                   token verifiers, a protector per tenant
+
+`load_serving_state` builds it from the key registry in one go (generation first, see
+`featurelock.middleware._generation`); `watch_serving_state` keeps it current with a
+`RegistryWatcher`, so `keys add|promote|disable|destroy` and `tenants add|remove` take effect
+within about a second on every worker, without a restart. A registry that does not load
+leaves the last good state in place.
+
+No torch, no TorchServe: any host of the middleware can use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+from featurelock.middleware import FeatureProtector, KeyRegistry, kek_from_uri
+from featurelock.middleware.errors import FeaturelockError
+from featurelock.middleware.metrics import Recorder
+from featurelock.middleware.registry import read_generation
+from featurelock.middleware.registry_watch import RegistryWatcher
+from featurelock.middleware.schemes import scheme_leak
+
+from .errors import ServerConfigError
+from .serving_config import ServingConfig
+from .tenant_tokens import TenantTokens
+
+__all__ = ["ServingState", "load_protectors", "load_serving_state", "watch_serving_state"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """One consistent view of the registry. Never mutated: a change builds a new one."""
+
+    generation: int
+    tokens: TenantTokens = field(repr=False)
+    protectors: Mapping[str, FeatureProtector] = field(repr=False)
+
+
+def load_protectors(config: ServingConfig, registry_dir: str,
+                    tenants: list[str]) -> dict[str, FeatureProtector]:
+    """A protector per tenant; ServerConfigError unless every tenant has a usable keyset whose
+    primary key uses the configured scheme. Logs a warning per tenant whose primary key's
+    scheme measurably leaks (its keys were made with --allow-leaky-scheme)."""
+    kek_uri = os.environ.get(config.kek_env)
+    if not kek_uri:
+        raise ServerConfigError(f"no key-encryption key: ${config.kek_env} is not set")
+    try:
+        keysets = KeyRegistry(registry_dir, kek_from_uri(kek_uri)).load_all()
+    except (FeaturelockError, ValueError, TypeError) as exc:
+        raise ServerConfigError(f"cannot load the key registry: {exc}") from None
+    missing = sorted(set(tenants) - set(keysets))
+    if missing:
+        raise ServerConfigError(f"tenants without a keyset: {', '.join(missing)}")
+    if not tenants:
+        raise ServerConfigError("no tenants: add one with `featurelock tenants add`")
+    protectors = {}
+    for tenant in tenants:
+        primary = next(k for k in keysets[tenant].info() if k.primary)
+        if primary.scheme != config.scheme:
+            raise ServerConfigError(f"tenant {tenant!r}: primary key is {primary.scheme}, "
+                                    f"the model is configured for {config.scheme}")
+        leak = scheme_leak(primary.scheme)
+        if leak:  # served on purpose (an attack baseline), but never silently
+            log.warning("featurelock: tenant %s encrypts with %s, which measurably leaks: %s",
+                        tenant, primary.scheme, leak)
+        protectors[tenant] = FeatureProtector(keysets[tenant])
+    return protectors
+
+
+def load_serving_state(config: ServingConfig, registry_dir: str) -> ServingState:
+    """The whole state, or ServerConfigError / KeyStoreError: never a partial one."""
+    # Generation BEFORE the files: writers bump after writing, so we never claim too much.
+    generation = read_generation(registry_dir)
+    tokens = TenantTokens.load(registry_dir)
+    # Plaintext models (baselines only) authenticate tenants but hold no keys.
+    protectors = {} if config.plaintext else load_protectors(config, registry_dir,
+                                                             tokens.tenants())
+    return ServingState(generation, tokens, MappingProxyType(protectors))
+
+
+def watch_serving_state(config: ServingConfig, registry_dir: str, *,
+                        recorder: Recorder | None = None,
+                        **watch: float) -> RegistryWatcher[ServingState]:
+    """Load the state now (errors propagate: refuse to serve) and keep it live in a daemon
+    thread. `watch`: RegistryWatcher's interval / retry_interval."""
+    watcher = RegistryWatcher(registry_dir, lambda: load_serving_state(config, registry_dir),
+                              recorder=recorder, **watch)
+    log.info("featurelock: model %s serves key registry generation %d (%d tenants); "
+             "watching for changes", config.model, watcher.current().generation,
+             len(watcher.current().tokens.tenants()))
+    return watcher.start()
