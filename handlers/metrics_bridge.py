@@ -39,6 +39,7 @@ import threading
 import time
 from typing import Any
 
+from featurelock.middleware._periodic import Periodic
 from featurelock.middleware.errors import EncryptionError
 from featurelock.middleware.metrics import (HistogramState, NullRecorder, Recorder,
                                             torchserve_gauges, torchserve_series)
@@ -79,8 +80,6 @@ class TorchServeMetrics(Recorder):
 
     def __init__(self, metrics_cache: Any, model: str, scheme: str,
                  interval: float = DEFAULT_INTERVAL) -> None:
-        if not interval > 0:
-            raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
         from ts.metrics.metric_type_enum import MetricTypes
 
         self._metrics = {}
@@ -97,8 +96,7 @@ class TorchServeMetrics(Recorder):
             self._metrics[name] = metric
         self.state = HistogramState(model, scheme)
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Periodic("featurelock-metrics", interval, self._publish_logged)
         self._publish_lock = threading.Lock()
         self._gauge_published = float("-inf")
 
@@ -136,25 +134,18 @@ class TorchServeMetrics(Recorder):
         return len(lines)
 
     def start(self) -> "TorchServeMetrics":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="featurelock-metrics",
-                                            daemon=True)
-            self._thread.start()
+        self._ticker.start()
         return self
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._ticker.close()
         self.publish()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.publish()
-            except Exception:  # metrics must never take the worker down; logged, retried
-                log.exception("featurelock: publishing metrics failed")
+    def _publish_logged(self) -> None:
+        try:
+            self.publish()
+        except Exception:  # metrics must never take the worker down; logged, retried
+            log.exception("featurelock: publishing metrics failed")
 
 
 def handler_metrics(context: Any, model: str, scheme: str,

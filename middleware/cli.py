@@ -23,7 +23,7 @@ DEBUG_ENV = "FEATURELOCK_DEBUG"
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "keys": ("featurelock.middleware.cli_keys", "create and rotate keysets (create|add|promote|disable|enable|destroy|list)"),
+    "keys": ("featurelock.middleware.cli_keys", "create and rotate keysets (create|add|promote|disable|enable|destroy|list|export-public|import-public)"),
     "encrypt": ("featurelock.middleware.cli_crypt", "encrypt a .npy feature file into an envelope"),
     "decrypt": ("featurelock.middleware.cli_crypt", "decrypt an envelope back into a .npy file"),
     "rewrap": ("featurelock.middleware.cli_crypt", "re-encrypt envelopes under the keyset's current primary key"),

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Callable, Generic, Protocol, TypeVar
 
+from ._periodic import Periodic
 from .errors import FeaturelockError
 from .metrics import NullRecorder, Recorder
 
@@ -80,8 +81,6 @@ class RegistryWatcher(Generic[S]):
                  recorder: Recorder | None = None, interval: float = DEFAULT_POLL_INTERVAL,
                  retry_interval: float = DEFAULT_RETRY_INTERVAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if not interval > 0:
-            raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
         if not retry_interval > 0:
             raise ValueError(f"retry_interval must be > 0 seconds, got {retry_interval!r}")
         self.directory = Path(directory)
@@ -92,8 +91,7 @@ class RegistryWatcher(Generic[S]):
         self._state = load()
         self._failed_at: float | None = None
         self._poll_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Periodic("featurelock-registry", interval, self.poll)
         self._recorder.registry_generation(self._state.generation)
 
     def current(self) -> S:
@@ -137,22 +135,11 @@ class RegistryWatcher(Generic[S]):
 
     # -- background polling -------------------------------------------------------------
     def start(self) -> "RegistryWatcher[S]":
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="featurelock-registry",
-                                            daemon=True)
-            self._thread.start()
+        self._ticker.start()
         return self
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.poll()
+        self._ticker.close()
 
     def __repr__(self) -> str:
         return (f"RegistryWatcher({str(self.directory)!r}, "

@@ -16,7 +16,7 @@ from softhsm import make_softhsm_token
 from featurelock.middleware import (Context, Envelope, FeatureProtector, FeatureReader,
                                     KeyRegistry, Keyset, generate_kek_material, kek_from_uri)
 from featurelock.middleware.cli import main
-from featurelock.middleware.errors import DecryptionError, KeyStoreError
+from featurelock.middleware.errors import DecryptionError, KeysetError, KeyStoreError
 from featurelock.middleware.storage import (load_public_keyset, public_fingerprint,
                                             save_public_keyset)
 
@@ -121,7 +121,7 @@ def test_public_keyset_files_hold_no_private_material(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(KeyStoreError, match="private"):
         load_public_keyset(tmp_path / "bad.json")
-    with pytest.raises(Exception, match="symmetric"):
+    with pytest.raises(KeysetError, match="symmetric"):
         Keyset.generate().public()
 
 

@@ -160,7 +160,7 @@ def test_the_thread_picks_up_changes_without_any_request(reg):
         assert watcher.current() == State(2, "v2")
     finally:
         watcher.close()
-    assert watcher._thread is None
+    assert watcher._ticker._thread is None
 
 
 @pytest.mark.parametrize("kwargs", [{"interval": 0}, {"retry_interval": -1}])
