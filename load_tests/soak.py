@@ -248,6 +248,8 @@ def summarise(soak: Soak, seconds: float) -> dict:
             "unexpected": soak.tally.unexpected, "unexpected_count": soak.tally.outcomes["UNEXPECTED"],
             "good_p50_ms": q(0.5), "good_p99_ms": q(0.99), "good_requests": len(lat),
             "rss_window_s": window, "rss": growth,
+            "rss_samples_mb": [[round(t, 1), {n: round(v / 2**20, 1) for n, v in sample.items()}]
+                               for t, sample in soak.rss],
             "worker_rss_growth_max": max(workers) if workers else None,
             "targets_met": soak.tally.outcomes["UNEXPECTED"] == 0 and bool(workers)
             and max(workers) <= RSS_GROWTH_TARGET}
