@@ -83,10 +83,6 @@ class _HpkeScheme(Scheme):
             return bytes(material)
         return PUBLIC + cls._public_of(bytes(material[1:]))
 
-    @property
-    def can_open(self) -> bool:
-        return self._private is not None
-
     # -- sealing ---------------------------------------------------------------------------
     @classmethod
     def sizes(cls, version: int) -> tuple[int, int]:

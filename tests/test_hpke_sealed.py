@@ -183,3 +183,16 @@ def test_the_private_key_can_stay_under_a_softhsm2_token(tmp_path, monkeypatch, 
     assert run(capsys, "encrypt", *server, "x.npy", "x.flk")[0] == 0
     assert run(capsys, "decrypt", *consumer, "x.flk", "y.npy")[0] == 0
     assert np.array_equal(np.load("y.npy"), x)
+
+
+@pytest.mark.parametrize("scheme", SEALED)
+def test_low_order_and_garbage_encapsulations_are_the_one_opaque_error(scheme):
+    """X25519 low-order points make an all-zero shared secret, which HPKE must refuse."""
+    consumer = Keyset.generate(scheme)
+    env = bytes(FeatureProtector(consumer).protect(np.ones(4, np.float32), CTX))
+    x25519_at = len(env) - 16 - 32  # the encapsulation ends with the X25519 share
+    for share in (bytes(32), b"\x01" + bytes(31), b"\xff" * 32,
+                  bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")):
+        bad = env[:x25519_at] + share + env[x25519_at + 32:]
+        with pytest.raises(DecryptionError):
+            FeatureReader(consumer).read(bad, CTX)
