@@ -73,6 +73,14 @@ class _Batch:
     features: torch.Tensor | None = None
 
 
+def _detached(exc: BaseException) -> BaseException:
+    """`exc` without traceback or chain, to keep on an item. A kept traceback holds the stage's
+    frame, so the whole batch (bodies, images, tensors) sat in a reference cycle that only
+    Python's rare full collections free: a soak saw the worker's RSS climb for minutes."""
+    exc.__traceback__ = exc.__cause__ = exc.__context__ = None
+    return exc
+
+
 class EmbeddingHandler(BaseHandler):
     """See the module docstring. One response per request, always."""
 
@@ -135,10 +143,10 @@ class EmbeddingHandler(BaseHandler):
                 self.metrics.observe("decode", perf_counter() - t)
                 batch.valid.append(idx)
             except (RequestError, ImageDecodeError) as exc:
-                item.error = exc
+                item.error = _detached(exc)
             except Exception as exc:  # this request fails alone (500); the batch goes on
                 log.exception("request %d: unexpected error while decoding", idx)
-                item.error = exc
+                item.error = _detached(exc)
         log.info("featurelock batch: %d requests, %d valid", len(data), len(images))
         if images:
             t = perf_counter()
@@ -169,7 +177,7 @@ class EmbeddingHandler(BaseHandler):
                     continue
                 except FeaturelockError as exc:  # EncryptionError: fail closed, no features
                     log.error("request %d: %s", idx, exc)
-                    item.error = exc
+                    item.error = _detached(exc)
             out.append(self._error(idx, item.error or RuntimeError("no features")))
         for item, body in zip(batch.items, out):
             self.metrics.count(outcome_of(item.error))
