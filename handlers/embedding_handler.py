@@ -104,8 +104,9 @@ class EmbeddingHandler(BaseHandler):
             log.warning("featurelock: model %s serves PLAINTEXT features (scheme: plaintext); "
                         "use only for baselines and attack comparisons", self.config.model)
         else:
-            # Compile (or load from cache) the bit-permutation kernel now, not on a request.
-            log.info("featurelock: bit-permutation kernel %s", warm_kernels())
+            # Compile (or load from cache) the bit-permutation kernel now, not on a request;
+            # featurelock.kernels logs the one it chose.
+            warm_kernels()
         model_path = Path(props["model_dir"]) / self.config.model_file
         self.runner = load_runner(model_path, self.config.backend, props.get("gpu_id"),
                                   self.profile, self.config.normalize)
