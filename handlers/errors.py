@@ -80,12 +80,10 @@ _INTERNAL = (500, "Internal Server Error", "internal error")
 
 def public_error(exc: BaseException) -> tuple[int, str, str]:
     """(status, reason phrase, public message) for an exception. Never the exception's text."""
-    from featurelock.models.errors import ImageDecodeError  # torch-free module; imported lazily
+    from featurelock.models.errors import ImageDecodeError, ImageTooLarge  # torch-free, lazy
 
-    if isinstance(exc, ImageDecodeError):
-        if "too large" in str(exc):
-            return _PUBLIC[2][1:]  # type: ignore[return-value]
-        return _PUBLIC[4][1:]  # type: ignore[return-value]
+    if isinstance(exc, ImageDecodeError):  # the model layer's error, in the request's terms
+        exc = PayloadTooLarge() if isinstance(exc, ImageTooLarge) else BadInput()
     for cls, status, phrase, message in _PUBLIC:
         if isinstance(exc, cls):
             return status, phrase, message

@@ -5,6 +5,7 @@
           ├── UnsafeModelFileError  a model file is not a format we load without running code
           │                         (plain weights-only state dict, TorchScript, ONNX)
           └── ImageDecodeError      request bytes are not a decodable, size-limited image
+               └── ImageTooLarge    ... because the image has too many pixels (413, not 400)
 
 Third-party exceptions (pickle, PIL, onnxruntime) are translated into these at the boundary.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from featurelock.middleware.errors import FeaturelockError
 
-__all__ = ["ModelError", "UnsafeModelFileError", "ImageDecodeError"]
+__all__ = ["ModelError", "UnsafeModelFileError", "ImageDecodeError", "ImageTooLarge"]
 
 
 class ModelError(FeaturelockError):
@@ -26,3 +27,7 @@ class UnsafeModelFileError(ModelError):
 
 class ImageDecodeError(ModelError):
     """The bytes are not an image we can decode (or it is larger than allowed)."""
+
+
+class ImageTooLarge(ImageDecodeError):
+    """The image is larger than allowed (pixel count, or Pillow's decompression-bomb limit)."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .errors import ImageDecodeError
+from .errors import ImageDecodeError, ImageTooLarge
 from .profiles import InputProfile
 
 __all__ = ["decode_image", "decode_images", "preprocess", "MAX_PIXELS", "ACCEPTED_FORMATS"]
@@ -41,7 +41,7 @@ def decode_image(data: bytes, profile: InputProfile, max_pixels: int = MAX_PIXEL
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own limit, checked at open
-        raise ImageDecodeError("image too large") from exc
+        raise ImageTooLarge("image too large") from exc
     except Exception as exc:  # translated at the boundary: this request fails alone (4xx)
         raise ImageDecodeError("not a decodable image") from exc
     if rgb.size != (profile.width, profile.height):
@@ -53,7 +53,7 @@ def _decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
     with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as img:
         width, height = img.size  # header only: nothing decoded yet
         if width * height > max_pixels:
-            raise ImageDecodeError(f"image too large: {width}x{height} pixels")
+            raise ImageTooLarge(f"image too large: {width}x{height} pixels")
         img.load()
         return img.convert("RGB")
 

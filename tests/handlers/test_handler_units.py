@@ -22,7 +22,7 @@ from featurelock.handlers.tenant_tokens import TenantTokens, verifier
 from featurelock.handlers.ts_config import (EXAMPLE_METRICS_CONFIG, EXAMPLE_MODEL_STORE,
                                             METRICS_CONFIG, render_config)
 from featurelock.middleware.errors import EncryptionError, KeyStoreError
-from featurelock.models.errors import ImageDecodeError
+from featurelock.models.errors import ImageDecodeError, ImageTooLarge
 from featurelock.models.profiles import REID_128x64
 
 from fl_serving_helpers import file_kek, keyset, make_registry, pedestrian_pngs
@@ -60,7 +60,7 @@ def test_tokens_missing_or_malformed_file(tmp_path):
 @pytest.mark.parametrize("exc, status", [
     (E.MissingCredentials("secret detail /etc/x"), 401), (E.Forbidden("tenant acme token t0k"), 403),
     (E.BadInput("detail"), 400), (E.PayloadTooLarge("detail"), 413), (E.UnsupportedMedia("internal-detail-xyz"), 415),
-    (ImageDecodeError("not a decodable image"), 400), (ImageDecodeError("image too large: 9x9"), 413),
+    (ImageDecodeError("not a decodable image"), 400), (ImageTooLarge("image too large: 9x9"), 413), (ImageDecodeError("too large, says the text"), 400),
     (EncryptionError("key 123 failed"), 500), (RuntimeError("/srv/secret path"), 500),
     (KeyError("secret-key-name"), 500)])
 def test_public_error_never_leaks_exception_text(exc, status):
