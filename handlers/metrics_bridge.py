@@ -95,7 +95,6 @@ class TorchServeMetrics(Recorder):
                                   f"{list(metric.dimension_names)}, expected {list(dims)}")
             self._metrics[name] = metric
         self.state = HistogramState(model, scheme)
-        self.interval = interval
         self._ticker = Periodic("featurelock-metrics", interval, self._publish_logged)
         self._publish_lock = threading.Lock()
         self._gauge_published = float("-inf")

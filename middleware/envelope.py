@@ -248,8 +248,6 @@ class Envelope:
                 or type(doc["scheme"]) is not str or type(doc["dtype"]) is not str):
             raise DecryptionError()
         scheme = SCHEMES[doc["scheme"]]
-        if version not in scheme.envelope_versions:
-            raise DecryptionError()
         dtype = _DTYPE_NAMES[doc["dtype"]]
         payload_len = _payload_size(tuple(shape), dtype, max_bytes)
         header = _header(scheme, key_id, dtype, tuple(shape), payload_len, version)

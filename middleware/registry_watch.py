@@ -84,7 +84,7 @@ class RegistryWatcher(Generic[S]):
         if not retry_interval > 0:
             raise ValueError(f"retry_interval must be > 0 seconds, got {retry_interval!r}")
         self.directory = Path(directory)
-        self.interval, self.retry_interval = interval, retry_interval
+        self.retry_interval = retry_interval
         self._load, self._clock = load, clock
         self._recorder = recorder or NullRecorder()
         self._fingerprint = registry_fingerprint(self.directory)  # before the load: see poll
@@ -143,4 +143,4 @@ class RegistryWatcher(Generic[S]):
 
     def __repr__(self) -> str:
         return (f"RegistryWatcher({str(self.directory)!r}, "
-                f"generation={self._state.generation}, interval={self.interval})")
+                f"generation={self._state.generation}, interval={self._ticker.interval})")
