@@ -14,6 +14,7 @@ import torch
 from featurelock.handlers import errors as E
 from featurelock.handlers.embedding_handler import EmbeddingHandler, load_protectors
 from featurelock.handlers.metrics_bridge import outcome_of
+from featurelock.handlers.pipeline import ServingPipeline
 from featurelock.handlers.packaging import PackageError, check_no_keys
 from featurelock.handlers.request_parsing import header, image_bytes, wants_json
 from featurelock.handlers.serving_config import ServingConfig
@@ -244,10 +245,9 @@ def handler(tmp_path):
     tokens = TenantTokens(tmp_path)
     token = tokens.issue("acme")
     h = EmbeddingHandler()
-    h.config = ServingConfig.from_model_yaml(_section())
-    h.profile = REID_128x64
-    h.registry = FixedState(ServingState(1, tokens, {"acme": FailingProtector()}))
-    h.runner = lambda x: torch.ones(x.shape[0], 4)
+    h.pipeline = ServingPipeline(ServingConfig.from_model_yaml(_section()),
+                                 FixedState(ServingState(1, tokens, {"acme": FailingProtector()})),
+                                 lambda x: torch.ones(x.shape[0], 4))
     h.token = token
     return h
 
@@ -266,7 +266,9 @@ def test_stages_isolate_bad_requests_and_fail_closed(handler):
 
 
 def test_plaintext_stage_output(handler):
-    handler.config = ServingConfig.from_model_yaml(_section(scheme="plaintext"))
+    pipeline = handler.pipeline
+    handler.pipeline = ServingPipeline(ServingConfig.from_model_yaml(_section(scheme="plaintext")),
+                                       pipeline.registry, pipeline.runner)
     creds = {"x-featurelock-tenant": "acme", "x-featurelock-token": handler.token}
     handler.context = FakeContext([creds])
     out = handler.postprocess(handler.inference(handler.preprocess([{"body": pedestrian_pngs(1)[0]}])))
@@ -306,8 +308,8 @@ def test_explain_or_describe_in_request_0_fails_only_itself(handler, marker):
     from featurelock.middleware import Context, FeatureProtector, FeatureReader, Keyset
 
     ks = Keyset.generate("aes-256-gcm")
-    tokens = handler.registry.current().tokens
-    handler.registry = FixedState(ServingState(1, tokens, {"acme": FeatureProtector(ks)}))
+    tokens = handler.pipeline.registry.current().tokens
+    handler.pipeline.registry = FixedState(ServingState(1, tokens, {"acme": FeatureProtector(ks)}))
     creds = {"X-Featurelock-Tenant": "acme", "X-Featurelock-Token": handler.token}
     context = FakeContext([{**creds, **marker}, creds, {**creds, "Accept": "application/json"}])
     context.metrics = _Timings()
@@ -319,7 +321,7 @@ def test_explain_or_describe_in_request_0_fails_only_itself(handler, marker):
     assert outcome_of(E.NotServed()) == "bad_input"  # the client's fault, not ours
     assert context.ctype == {0: "application/json", 1: "application/octet-stream",
                              2: "application/json"}
-    ctx = Context(handler.config.model, handler.config.version, "acme")
+    ctx = Context(handler.pipeline.config.model, handler.pipeline.config.version, "acme")
     for body in out[1:]:
         np.testing.assert_array_equal(FeatureReader(ks).read(body, ctx), np.ones((1, 4), np.float32))
 
@@ -342,7 +344,7 @@ def test_failed_requests_leave_no_reference_cycles(handler, monkeypatch):
 
     # pytest keeps every log record, and with it the exception it names: that would make the
     # batch reachable and hide the cycle from gc.collect().
-    monkeypatch.setattr(logging.getLogger("featurelock.handlers.embedding_handler"), "disabled", True)
+    monkeypatch.setattr(logging.getLogger("featurelock.handlers.pipeline"), "disabled", True)
 
     good = pedestrian_pngs(1)[0]
     creds = {"X-Featurelock-Tenant": "acme", "X-Featurelock-Token": handler.token}

@@ -1,0 +1,246 @@
+"""The one serving pipeline every engine runs: authenticate → decode → preprocess → model → protect.
+
+    pipeline = ServingPipeline.load(config, model_path, gpu_id, metrics)
+    responses = pipeline.serve([Request(headers, {"body": image_bytes}), ...])
+
+An engine adapter (the TorchServe handler, the Ray Serve deployment, the KServe model) only
+turns its requests into `Request`s and writes the `Response`s back in its own terms; the
+stages, the errors, the metrics and the fail-closed rule live here once. A request that fails
+gets its own 4xx/5xx `Response` and is left out of the model batch: one response per request,
+always, in order.
+
+    decode    per request: refuse explain/describe requests (405), authenticate the tenant
+              (401/403), take the body (raw bytes or {"image": base64}), decode JPEG/PNG only;
+              then one preprocess over the valid images
+    infer     one forward pass (TorchScript or ONNX, `runners`)
+    respond   per request: the tenant's protector -> binary envelope, or the JSON envelope for
+              `Accept: application/json`; `scheme: plaintext` answers JSON floats (baselines
+              only). An encryption failure answers 500 with no features.
+
+The registry state (tokens and protectors) is read once per batch, so a batch that straddles a
+key change is served entirely by one state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+import torch
+
+from featurelock.middleware import Context, Envelope, warm_kernels
+from featurelock.middleware.errors import FeaturelockError
+from featurelock.middleware.metrics import NullRecorder, Recorder
+from featurelock.models.errors import ImageDecodeError
+from featurelock.models.imaging import decode_image, preprocess
+
+from .errors import NotServed, RequestError, ServerConfigError, error_body, public_error
+from .metrics_bridge import outcome_of
+from .request_parsing import (TENANT_HEADER, TOKEN_HEADER, header, image_bytes,
+                              is_control_request, wants_json)
+from .runners import load_runner
+from .serving_config import ServingConfig
+from .serving_state import ServingState, watch_serving_state
+
+__all__ = ["BINARY", "JSON", "Request", "Response", "Batch", "ServingPipeline"]
+
+log = logging.getLogger(__name__)
+
+BINARY = "application/octet-stream"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One client request. `payload` has TorchServe's shape: {"body": bytes} for image bytes,
+    or {"body": {"image": "<base64>"}} for a decoded JSON document."""
+
+    headers: Mapping[str, Any] | None
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    reason: str
+    content_type: str
+    body: bytes | bytearray | str
+    outcome: str  # featurelock_requests_total's label: ok, bad_input, unauthenticated, ...
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+class StateSource(Protocol):
+    """A RegistryWatcher[ServingState], or anything else that hands out the current state."""
+
+    def current(self) -> ServingState: ...
+
+
+@dataclass
+class _Item:
+    tenant: str | None = None
+    json: bool = False
+    error: BaseException | None = None
+
+
+@dataclass
+class Batch:
+    """One batch between the stages."""
+
+    state: ServingState
+    items: list[_Item]
+    started: float
+    valid: list[int] = field(default_factory=list)  # request indices in the model batch
+    inputs: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+
+
+def _detached(exc: BaseException) -> BaseException:
+    """`exc` without traceback or chain, to keep on an item. A kept traceback holds the stage's
+    frame, so the whole batch (bodies, images, tensors) sat in a reference cycle that only
+    Python's rare full collections free: a soak saw the worker's RSS climb for minutes."""
+    exc.__traceback__ = exc.__cause__ = exc.__context__ = None
+    return exc
+
+
+class ServingPipeline:
+    """See the module docstring. `registry`: the live ServingState; `runner`: features of a
+    preprocessed batch; `metrics`: any featurelock Recorder."""
+
+    def __init__(self, config: ServingConfig, registry: StateSource, runner: Any,
+                 metrics: Recorder | None = None) -> None:
+        self.config = config
+        self.profile = config.input_profile()
+        self.registry = registry
+        self.runner = runner
+        self.metrics = metrics or NullRecorder()
+        self._contexts: dict[str | None, Context] = {}  # per tenant: associated data built once
+
+    @classmethod
+    def load(cls, config: ServingConfig, model_path: str | Path, gpu_id: int | str | None = None,
+             metrics: Recorder | None = None) -> "ServingPipeline":
+        """Keys from the registry named by the environment (refuse to start on any problem,
+        then follow its changes), the model file on cuda:<gpu_id> or the CPU."""
+        registry_dir = os.environ.get(config.key_registry_env)
+        if not registry_dir:
+            raise ServerConfigError(f"no key registry: ${config.key_registry_env} is not set")
+        registry = watch_serving_state(config, registry_dir, recorder=metrics)
+        if config.plaintext:
+            log.warning("featurelock: model %s serves PLAINTEXT features (scheme: plaintext); "
+                        "use only for baselines and attack comparisons", config.model)
+        else:
+            # Compile (or load from cache) the bit-permutation kernel now, not on a request;
+            # featurelock.kernels logs the one it chose.
+            warm_kernels()
+        runner = load_runner(model_path, config.backend, gpu_id, config.input_profile(),
+                             config.normalize)
+        log.info("featurelock: serving %s v%s (%s on %s, scheme %s, %d tenants)",
+                 config.model, config.version, config.backend, runner.device, config.scheme,
+                 len(registry.current().tokens.tenants()))
+        return cls(config, registry, runner, metrics)
+
+    @property
+    def device(self) -> torch.device:
+        return getattr(self.runner, "device", torch.device("cpu"))
+
+    # -- stages ------------------------------------------------------------------------
+    def serve(self, requests: list[Request]) -> list[Response]:
+        return self.respond(self.infer(self.decode(requests)))
+
+    def decode(self, requests: list[Request]) -> Batch:
+        started = perf_counter()
+        # One registry state per batch, even mid-reload.
+        batch = Batch(self.registry.current(), [_Item() for _ in requests], started)
+        images = []
+        for idx, request in enumerate(requests):
+            item = batch.items[idx]
+            item.json = wants_json(request.headers)
+            try:
+                if is_control_request(request.headers):
+                    raise NotServed("explain/describe request")
+                item.tenant = batch.state.tokens.authenticate(
+                    header(request.headers, TENANT_HEADER), header(request.headers, TOKEN_HEADER))
+                t = perf_counter()
+                raw = image_bytes(request.payload, self.config.max_body_bytes)
+                images.append(decode_image(raw, self.profile, self.config.max_pixels))
+                self.metrics.observe("decode", perf_counter() - t)
+                batch.valid.append(idx)
+            except (RequestError, ImageDecodeError) as exc:
+                item.error = _detached(exc)
+            except Exception as exc:  # this request fails alone (500); the batch goes on
+                log.exception("request %d: unexpected error while decoding", idx)
+                item.error = _detached(exc)
+        log.info("featurelock batch: %d requests, %d valid", len(requests), len(images))
+        if images:
+            t = perf_counter()
+            batch.inputs = preprocess(np.stack(images), self.profile)
+            self.metrics.observe("preprocess", perf_counter() - t)
+        return batch
+
+    def infer(self, batch: Batch) -> Batch:
+        if batch.inputs is not None:
+            t = perf_counter()
+            batch.features = self.runner(batch.inputs)
+            self.metrics.observe("inference", perf_counter() - t)
+        return batch
+
+    def respond(self, batch: Batch) -> list[Response]:
+        rows = {idx: row for row, idx in enumerate(batch.valid)}
+        features = batch.features
+        if features is not None and features.device.type == "cpu":
+            # One zero-copy view for the batch: numpy rows encrypt faster than tensor rows.
+            # On a GPU the rows stay tensors, so ShuffleBits permutes them before the copy.
+            features = features.detach().numpy()
+        out: list[Response] = []
+        for idx, item in enumerate(batch.items):
+            if item.error is None and features is not None:
+                try:
+                    row = features[rows[idx]: rows[idx] + 1]
+                    out.append(self._features(batch.state, item, row))
+                    continue
+                except FeaturelockError as exc:  # EncryptionError: fail closed, no features
+                    log.error("request %d: %s", idx, exc)
+                    item.error = _detached(exc)
+            out.append(self._error(idx, item.error or RuntimeError("no features")))
+        for response in out:
+            self.metrics.count(response.outcome)
+            if response.ok:
+                self.metrics.add_bytes(len(response.body))
+        self.metrics.observe("handler", perf_counter() - batch.started)
+        return out
+
+    # -- responses ---------------------------------------------------------------------
+    def _features(self, state: ServingState, item: _Item,
+                  row: torch.Tensor | np.ndarray) -> Response:
+        t = perf_counter()
+        if self.config.plaintext:
+            host = row.detach().cpu().numpy() if isinstance(row, torch.Tensor) else row
+            body = json.dumps({"features": host.tolist(), "shape": list(row.shape)})
+            self.metrics.observe("serialise", perf_counter() - t)
+            return Response(200, "OK", JSON, body, "ok")
+        context = self._contexts.get(item.tenant)
+        if context is None:
+            context = Context(self.config.model, self.config.version, item.tenant or "")
+            self._contexts[item.tenant] = context
+        envelope = state.protectors[item.tenant].protect(row, context)
+        self.metrics.observe("encrypt", perf_counter() - t)
+        if not item.json:
+            return Response(200, "OK", BINARY, envelope, "ok")
+        t = perf_counter()
+        body = Envelope.from_bytes(envelope).to_json()
+        self.metrics.observe("serialise", perf_counter() - t)
+        return Response(200, "OK", JSON, body, "ok")
+
+    def _error(self, idx: int, exc: BaseException) -> Response:
+        status, phrase, message = public_error(exc)
+        if status < 500:
+            log.info("request %d rejected (%d): %s", idx, status, type(exc).__name__)
+        return Response(status, phrase, JSON, error_body(status, message), outcome_of(exc))
