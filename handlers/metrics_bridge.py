@@ -47,7 +47,7 @@ from featurelock.middleware.metrics import (HistogramState, NullRecorder, Record
 from .errors import (BadInput, Forbidden, MissingCredentials, NotServed, PayloadTooLarge,
                      UnsupportedMedia)
 
-__all__ = ["TorchServeMetrics", "NullRecorder", "handler_metrics", "outcome_of", "DEFAULT_INTERVAL"]
+__all__ = ["PublishingRecorder", "TorchServeMetrics", "NullRecorder", "handler_metrics", "outcome_of", "DEFAULT_INTERVAL"]
 
 log = logging.getLogger(__name__)
 
@@ -70,36 +70,21 @@ def outcome_of(exc: BaseException | None) -> str:
     return "internal_error"
 
 
-class TorchServeMetrics(Recorder):
-    """A HistogramState for one (model, scheme), published through TorchServe's metrics cache.
+class PublishingRecorder(Recorder):
+    """Records into a local HistogramState (the hot path: a bisect and two additions) and
+    publishes the increments every `interval` seconds from a daemon thread through `_emit`.
+    Subclasses bind `_emit` to an engine's metrics (TorchServe's cache, Ray's metrics)."""
 
-    `metrics_cache`: the worker's `context.metrics`. Raises LookupError if a featurelock series
-    is not declared in it. `start()` runs the publishing thread; `close()` publishes what is
-    left and stops it.
-    """
-
-    def __init__(self, metrics_cache: Any, model: str, scheme: str,
-                 interval: float = DEFAULT_INTERVAL) -> None:
-        from ts.metrics.metric_type_enum import MetricTypes
-
-        self._metrics = {}
-        series = [(s, MetricTypes.COUNTER) for s in torchserve_series()]
-        series += [(s, MetricTypes.GAUGE) for s in torchserve_gauges()]
-        for (name, dims, _unit), kind in series:
-            try:
-                metric = metrics_cache.get_metric(name, kind)
-            except Exception:  # ts raises its own MetricsCacheKeyError
-                raise LookupError(f"{name} is not declared in TorchServe's metrics_config") from None
-            if list(metric.dimension_names) != list(dims):
-                raise LookupError(f"{name}: metrics_config declares dimensions "
-                                  f"{list(metric.dimension_names)}, expected {list(dims)}")
-            self._metrics[name] = metric
+    def __init__(self, model: str, scheme: str, interval: float = DEFAULT_INTERVAL) -> None:
         self.state = HistogramState(model, scheme)
         self._ticker = Periodic("featurelock-metrics", interval, self._publish_logged)
         self._publish_lock = threading.Lock()
         self._gauge_published = float("-inf")
 
-    # Recorder: the handler's hot path touches only the local state.
+    def _emit(self, name: str, labels: tuple[str, ...], value: float) -> None:
+        """Add `value` to counter `name` (set it, for the generation gauge)."""
+        raise NotImplementedError
+
     def observe(self, stage: str, seconds: float) -> None:
         self.state.observe(stage, seconds)
 
@@ -129,10 +114,10 @@ class TorchServeMetrics(Recorder):
                     lines.append(gauge)
                     self._gauge_published = now
             for name, labels, value in lines:
-                self._metrics[name].add_or_update(value, list(labels))
+                self._emit(name, labels, value)
         return len(lines)
 
-    def start(self) -> "TorchServeMetrics":
+    def start(self) -> "PublishingRecorder":
         self._ticker.start()
         return self
 
@@ -145,6 +130,32 @@ class TorchServeMetrics(Recorder):
             self.publish()
         except Exception:  # metrics must never take the worker down; logged, retried
             log.exception("featurelock: publishing metrics failed")
+
+
+class TorchServeMetrics(PublishingRecorder):
+    """Publishes through TorchServe's metrics cache (`context.metrics`). Raises LookupError if
+    a featurelock series is not declared in it."""
+
+    def __init__(self, metrics_cache: Any, model: str, scheme: str,
+                 interval: float = DEFAULT_INTERVAL) -> None:
+        from ts.metrics.metric_type_enum import MetricTypes
+
+        self._metrics = {}
+        series = [(s, MetricTypes.COUNTER) for s in torchserve_series()]
+        series += [(s, MetricTypes.GAUGE) for s in torchserve_gauges()]
+        for (name, dims, _unit), kind in series:
+            try:
+                metric = metrics_cache.get_metric(name, kind)
+            except Exception:  # ts raises its own MetricsCacheKeyError
+                raise LookupError(f"{name} is not declared in TorchServe's metrics_config") from None
+            if list(metric.dimension_names) != list(dims):
+                raise LookupError(f"{name}: metrics_config declares dimensions "
+                                  f"{list(metric.dimension_names)}, expected {list(dims)}")
+            self._metrics[name] = metric
+        super().__init__(model, scheme, interval)
+
+    def _emit(self, name: str, labels: tuple[str, ...], value: float) -> None:
+        self._metrics[name].add_or_update(value, list(labels))
 
 
 def handler_metrics(context: Any, model: str, scheme: str,

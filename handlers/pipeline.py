@@ -209,7 +209,7 @@ class ServingPipeline:
                 except FeaturelockError as exc:  # EncryptionError: fail closed, no features
                     log.error("request %d: %s", idx, exc)
                     item.error = _detached(exc)
-            out.append(self._error(idx, item.error or RuntimeError("no features")))
+            out.append(self._error(item.error or RuntimeError("no features"), idx))
         for response in out:
             self.metrics.count(response.outcome)
             if response.ok:
@@ -239,7 +239,14 @@ class ServingPipeline:
         self.metrics.observe("serialise", perf_counter() - t)
         return Response(200, "OK", JSON, body, "ok")
 
-    def _error(self, idx: int, exc: BaseException) -> Response:
+    def reject(self, exc: BaseException) -> Response:
+        """The response to a request an adapter refuses before the pipeline (e.g. a body over
+        the limit while it streams in), counted like any other."""
+        response = self._error(exc)
+        self.metrics.count(response.outcome)
+        return response
+
+    def _error(self, exc: BaseException, idx: int = 0) -> Response:
         status, phrase, message = public_error(exc)
         if status < 500:
             log.info("request %d rejected (%d): %s", idx, status, type(exc).__name__)

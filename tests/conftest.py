@@ -13,6 +13,9 @@ from hypothesis import HealthCheck, settings
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # test helpers: reference_shufflebits, softhsm
+sys.path.insert(0, str(TESTS / "handlers"))  # fl_serving_helpers, for every engine's tests
+# Ray clusters started by tests live on 127.0.0.1 (read when ray is first imported).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
