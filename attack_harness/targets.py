@@ -4,8 +4,9 @@
 
 * `LocalTarget`: a model from featurelock.models plus a FeatureProtector with the target's own
   keyset (or plaintext) — the same outputs as the server, in-process, for fast tests and scans.
-* `HttpTarget`: a live TorchServe endpoint through featurelock.handlers.client.EndpointClient,
-  with the tenant's headers and TorchServe's inference key.
+* `HttpTarget`: a live TorchServe or KServe endpoint through
+  featurelock.handlers.client.EndpointClient, with the tenant's headers and TorchServe's
+  inference key.
 * `MeteredTarget`: wraps either to enforce the attacker's query budget and a rate limit; clock
   and sleep are injectable.
 
@@ -31,7 +32,7 @@ from featurelock.middleware.errors import DecryptionError
 from .errors import BudgetExceeded, TargetError
 
 __all__ = ["Target", "LocalTarget", "HttpTarget", "MeteredTarget", "PLAINTEXT", "png_bytes",
-           "parse_endpoint"]
+           "parse_endpoint", "endpoint_protocol"]
 
 PLAINTEXT = "plaintext"
 
@@ -138,31 +139,51 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def parse_endpoint(url: str) -> tuple[str, str]:
-    """'http://host:port/predictions/<model>' -> ('http://host:port', '<model>')."""
+    """'http://host:port/predictions/<model>' -> ('http://host:port', '<model>'); KServe's
+    '.../v1/models/<model>:predict' and '.../v2/models/<model>/infer' too."""
+    base, model, _ = _parse_endpoint(url)
+    return base, model
+
+
+def endpoint_protocol(url: str) -> str:
+    """The client protocol of an endpoint URL: torchserve, kserve-v1 or kserve-v2."""
+    return _parse_endpoint(url)[2]
+
+
+def _parse_endpoint(url: str) -> tuple[str, str, str]:
     parts = urllib.parse.urlsplit(url)
-    segments = [s for s in parts.path.split("/") if s]
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(segments) < 2 \
-            or segments[0] != "predictions":
-        raise ValueError(f"endpoint must look like http://host:port/predictions/MODEL, got {url!r}")
-    return f"{parts.scheme}://{parts.netloc}", segments[1]
+    seg = [s for s in parts.path.split("/") if s]
+    model, protocol = None, None
+    if len(seg) >= 2 and seg[0] == "predictions":  # (a version may follow)
+        model, protocol = seg[1], "torchserve"
+    elif len(seg) == 3 and seg[:2] == ["v1", "models"] and seg[2].endswith(":predict"):
+        model, protocol = seg[2][: -len(":predict")], "kserve-v1"
+    elif len(seg) == 4 and seg[:2] == ["v2", "models"] and seg[3] == "infer":
+        model, protocol = seg[2], "kserve-v2"
+    if parts.scheme not in ("http", "https") or not parts.netloc or not model:
+        raise ValueError("endpoint must look like http://host:port/predictions/MODEL, "
+                         ".../v1/models/MODEL:predict or .../v2/models/MODEL/infer, "
+                         f"got {url!r}")
+    return f"{parts.scheme}://{parts.netloc}", model, protocol
 
 
 class HttpTarget(Target):
-    """A live featurelock TorchServe endpoint (binary envelopes, or plaintext JSON features)."""
+    """A live featurelock endpoint (binary envelopes, or plaintext JSON features): TorchServe's
+    /predictions/<m>, or a KServe model server's v1 or v2 route (`parse_endpoint`)."""
 
     def __init__(self, url: str, *, tenant: str | None, token: str | None,
                  inference_key: str | None, name: str | None = None, version: str = "1",
                  timeout: float = 30.0, workers: int = 4) -> None:
         from featurelock.handlers.client import EndpointClient
 
-        base, model = parse_endpoint(url)
+        base, model, protocol = _parse_endpoint(url)
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.url = url
         self.name = name or model
         self.scheme = None
         self._client = EndpointClient(base, model, tenant, token, inference_key,
-                                      version=version, timeout=timeout)
+                                      version=version, timeout=timeout, protocol=protocol)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flscan")
 
     def _one(self, image: np.ndarray) -> np.ndarray | bytes:

@@ -5,6 +5,11 @@
     response = client.embed(png_bytes)                 # binary envelope
     features = client.read(response, acme_keyset)      # (1, D) float32, decrypted
 
+`protocol="kserve-v1"` or `"kserve-v2"` talks to a KServe model server instead
+(`featurelock.handlers.kserve_protocol`): `embed` sends the one image in that protocol and
+answers a Response whose body is what TorchServe would have sent (the binary envelope, or a
+plaintext model's JSON features), so `read` works unchanged.
+
 Standard library only (http.client); one keep-alive connection per client and thread.
 """
 
@@ -21,6 +26,8 @@ import numpy as np
 
 from featurelock.middleware import Context, FeatureReader, Keyset
 from featurelock.middleware.errors import DecryptionError
+
+from .kserve_protocol import TORCHSERVE, client_request, client_result, request_path
 
 __all__ = ["EndpointClient", "Response"]
 
@@ -41,10 +48,14 @@ class Response:
 
 
 class EndpointClient:
-    """POSTs images to /predictions/<model> with the tenant's credentials."""
+    """POSTs images to /predictions/<model> (or KServe's v1/v2 route, see `protocol`) with the
+    tenant's credentials."""
 
     def __init__(self, url: str, model: str, tenant: str | None, token: str | None,
-                 inference_key: str | None, *, version: str = "1", timeout: float = 30.0) -> None:
+                 inference_key: str | None, *, version: str = "1", timeout: float = 30.0,
+                 protocol: str = TORCHSERVE) -> None:
+        self.path = request_path(protocol, model)  # ValueError for an unknown protocol
+        self.protocol = protocol
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"url must be http(s)://host:port, got {url!r}")
@@ -61,7 +72,10 @@ class EndpointClient:
 
     def embed(self, image: bytes, json: bool = False, *, accept_json: bool | None = None,
               headers: dict[str, str] | None = None) -> Response:
-        """Send one image. json=True sends {"image": base64} and asks for the JSON envelope."""
+        """Send one image. json=True sends {"image": base64} and asks for the JSON envelope
+        (TorchServe only: KServe's protocols are JSON both ways)."""
+        if self.protocol != TORCHSERVE:
+            return self._embed_kserve(image, json or bool(accept_json), headers)
         if json:
             body = _json.dumps({"image": base64.b64encode(image).decode("ascii")}).encode()
             content_type = "application/json"
@@ -69,15 +83,35 @@ class EndpointClient:
             body, content_type = image, "application/octet-stream"
         want_json = json if accept_json is None else accept_json
         all_headers = {"Content-Type": content_type,
-                       "Accept": "application/json" if want_json else "application/octet-stream"}
+                       "Accept": "application/json" if want_json else "application/octet-stream",
+                       **(headers or {})}
+        return self.post(self.path, body, self._credentials(all_headers))
+
+    def _credentials(self, headers: dict[str, str]) -> dict[str, str]:
+        """The tenant's (and TorchServe's) credentials, then `headers` (which may override)."""
+        out = {}
         if self.tenant is not None:
-            all_headers["X-Featurelock-Tenant"] = self.tenant
+            out["X-Featurelock-Tenant"] = self.tenant
         if self.token is not None:
-            all_headers["X-Featurelock-Token"] = self.token
+            out["X-Featurelock-Token"] = self.token
         if self.inference_key is not None:
-            all_headers["Authorization"] = f"Bearer {self.inference_key}"
-        all_headers.update(headers or {})
-        return self.post(f"/predictions/{self.model}", body, all_headers)
+            out["Authorization"] = f"Bearer {self.inference_key}"
+        return {**out, **headers}
+
+    def _embed_kserve(self, image: bytes, json: bool,
+                      headers: dict[str, str] | None) -> Response:
+        if json:
+            raise ValueError("KServe protocols carry the binary envelope (base64 in JSON); "
+                             "json/accept_json are for TorchServe")
+        all_headers = {"Content-Type": "application/json", "Accept": "application/json",
+                       **(headers or {})}
+        resp = self.post(self.path, client_request(self.protocol, image),
+                         self._credentials(all_headers))
+        unwrapped = client_result(self.protocol, resp.body) if resp.ok else None
+        if unwrapped is None:  # an error, or not a one-image answer: as received (read fails)
+            return resp
+        body, content_type = unwrapped
+        return Response(resp.status, content_type, body, resp.headers)
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
         for attempt in (0, 1):  # one retry when a kept-alive connection was closed by the server
