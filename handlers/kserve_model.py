@@ -44,7 +44,7 @@ from .errors import NotServed, RequestError, error_body, public_error
 from .kserve_protocol import (ENVELOPE_OUTPUT, FEATURES_OUTPUT, IMAGE_INPUT, v1_body, v1_payloads,
                               v2_body, v2_payloads)
 from .metrics_bridge import outcome_of
-from .pipeline import Batch, Request, Response, ServingPipeline
+from .pipeline import Request, Response, ServingPipeline
 from .serving_config import ServingConfig
 
 __all__ = ["FeaturelockKServeModel", "RefusedRequest", "shared_metrics"]
@@ -175,21 +175,7 @@ class FeaturelockKServeModel(Model):
         pipeline = self.pipeline
         assert pipeline is not None
         batch = pipeline.decode(requests)
-        if not _refuse_all_if_any_failed(batch):
+        if not batch.refuse_whole():
             pipeline.infer(batch)
         return pipeline.respond(batch)
 
-
-def _refuse_all_if_any_failed(batch: Batch) -> bool:
-    """If any image of the request failed to decode or authenticate, give its error to every
-    image and empty the model batch: the request is refused as a whole, nothing runs through
-    the model, and each image is counted with that outcome. True if so."""
-    first = next((item.error for item in batch.items if item.error is not None), None)
-    if first is None:
-        return False
-    for item in batch.items:
-        if item.error is None:
-            item.error = first
-    batch.valid.clear()
-    batch.inputs = None
-    return True

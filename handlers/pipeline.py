@@ -102,6 +102,20 @@ class Batch:
     inputs: torch.Tensor | None = None
     features: torch.Tensor | None = None
 
+    def refuse_whole(self) -> bool:
+        """For engines whose request is one client's atomic unit (KServe): if any request of
+        the batch failed, give its error to every request and empty the model batch, so
+        nothing runs through the model and each is counted with that outcome. True if so."""
+        first = next((item.error for item in self.items if item.error is not None), None)
+        if first is None:
+            return False
+        for item in self.items:
+            if item.error is None:
+                item.error = first
+        self.valid.clear()
+        self.inputs = None
+        return True
+
 
 def _detached(exc: BaseException) -> BaseException:
     """`exc` without traceback or chain, to keep on an item. A kept traceback holds the stage's

@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("featurelock.export.cli", "export a model to TorchScript and ONNX with a parity report"),
     "package": ("featurelock.handlers.package_cli", "build a TorchServe .mar (no keys inside)"),
     "tenants": ("featurelock.handlers.tenants_cli", "add API consumers (tenants): keyset + access token"),
-    "serve": ("featurelock.handlers.serve_cli", "start TorchServe with featurelock's hardened config"),
+    "serve": ("featurelock.handlers.serve_cli", "serve models encrypted on TorchServe, Ray Serve or KServe (loopback)"),
     "scan": ("featurelock.attack_harness.cli", "attack an endpoint as a black box; verdict + report"),
     "demo": ("featurelock.middleware.demo", "the product tour on the embedded defaults"),
 }
