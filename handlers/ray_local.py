@@ -105,6 +105,13 @@ class LocalRayCluster:
                 for a in state.actors(actor_state_name="ALIVE").values()
                 if a["ActorClassName"] == f"ServeReplica:{deployment}:{deployment}"}
 
+    def metrics_urls(self) -> list[str]:
+        """Each node's metrics export page (Ray's series, featurelock's among them)."""
+        import ray
+
+        return [f"http://127.0.0.1:{n['MetricsExportPort']}/metrics" for n in ray.nodes()
+                if n["Alive"] and n.get("MetricsExportPort")]
+
     def node_ids(self) -> list[str]:
         import ray
 

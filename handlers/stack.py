@@ -1,10 +1,14 @@
 """A throwaway serving stack on loopback, for load tests, the demo and e2e tests: the exported
-default model, fresh keys, one .mar per scheme (plaintext baseline included), and a TorchServe
-that publishes featurelock's metrics.
+default model, fresh keys, one endpoint per scheme (plaintext baseline included), served by one
+engine that publishes featurelock's metrics:
 
-    with Stack.build(workdir) as stack:        # starts TorchServe; stops it on exit
-        stack.endpoints["aes-256-gcm"].model    # "ts-aes-256-gcm"
-        stack.ts.metrics_url
+    torchserve   one .mar per scheme in one TorchServe
+    ray          one Ray Serve application per scheme on a local Ray (`ray_local`)
+    kserve       every model in one KServe model server (`kserve_server`)
+
+    with Stack.build(workdir, engine="ray") as stack:   # starts the engine; stops it on exit
+        stack.endpoints["aes-256-gcm"].model           # "ts-aes-256-gcm"
+        stack.url, stack.protocol, stack.inference_key, stack.metrics_urls
 
 Keys are generated per run under `workdir` (a file KEK, one registry per scheme) and are for
 testing only.
@@ -21,6 +25,7 @@ SCHEMES = ("aes-256-gcm", "shufflebits", "shufflebits-otp", "shufflebits-masked"
            "hpke-mlkem768-x25519")
 PLAINTEXT = "plaintext"
 TENANT = "consumer"
+ENGINES = ("torchserve", "ray", "kserve")
 
 
 @dataclass(frozen=True)
@@ -73,19 +78,27 @@ class Stack:
     env: dict[str, str]
     store: Path
     batch_size: int = 8
-    ts: object = field(default=None, repr=False)
+    engine: str = "torchserve"
+    max_batch_delay: int = 5  # ms
+    models: list = field(default_factory=list, repr=False)  # (ServingConfig, model file)
+    ts: object = field(default=None, repr=False)       # the engines, while running
+    ray: object = field(default=None, repr=False)
+    kserve: object = field(default=None, repr=False)
 
     @classmethod
     def build(cls, workdir: str | Path, schemes: Sequence[str] = (PLAINTEXT, *SCHEMES), *,
-              batch_size: int = 8, max_batch_delay: int = 5, tenant: str = TENANT) -> "Stack":
-        """Export the default model, make keys and one .mar per scheme under `workdir`."""
+              batch_size: int = 8, max_batch_delay: int = 5, tenant: str = TENANT,
+              engine: str = "torchserve") -> "Stack":
+        """Export the default model, make keys and one endpoint per scheme under `workdir`."""
         import torch
 
         from featurelock.export.bundle import export_model
-        from featurelock.handlers.packaging import build_mar, resolve_model
+        from featurelock.handlers.packaging import build_mar, resolve_model, serving_config
         from featurelock.handlers.tenants_cli import add_tenant
         from featurelock.models.zoo import DEFAULT_WEIGHTS, load_model
 
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         root = Path(workdir).resolve()
         root.mkdir(parents=True, exist_ok=True)
         export_dir = root / "export"
@@ -96,7 +109,7 @@ class Stack:
         source = resolve_model(export_dir, "torchscript")
         kek = _file_kek(root)
         store = root / "store"
-        endpoints, env = {}, {"FEATURELOCK_KEK": kek}
+        endpoints, env, models = {}, {"FEATURELOCK_KEK": kek}, []
         for scheme in schemes:
             key_scheme = SCHEMES[0] if scheme == PLAINTEXT else scheme
             registry = root / f"reg-{scheme}"
@@ -106,24 +119,76 @@ class Stack:
                                allow_leaky=True, public_key=f"{consumer}.pub" if consumer else None)
             env[_reg_env(scheme)] = str(registry)
             name = f"ts-{scheme}"
-            build_mar(source, scheme, name, "1", store, force=True,
-                      serving={"key_registry_env": _reg_env(scheme)},
-                      batchSize=batch_size, maxBatchDelay=max_batch_delay)
+            serving = {"key_registry_env": _reg_env(scheme)}
+            if engine == "torchserve":
+                build_mar(source, scheme, name, "1", store, force=True, serving=serving,
+                          batchSize=batch_size, maxBatchDelay=max_batch_delay)
+            else:
+                models.append((serving_config(source, scheme, name, "1", serving),
+                               source.model_file))
             endpoints[scheme] = Endpoint(scheme, name, "1", str(registry), token, tenant,
                                          consumer or "")
-        return cls(root, kek, endpoints, env, store, batch_size)
+        return cls(root, kek, endpoints, env, store, batch_size, engine, max_batch_delay, models)
+
+    # -- the running engine, whichever it is ------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Base URL of the inference API (http://127.0.0.1:<port>)."""
+        if self.engine == "ray":
+            return self.ray.url
+        return self.kserve.url if self.engine == "kserve" else self.ts.inference_url
+
+    @property
+    def protocol(self) -> str:
+        """EndpointClient's protocol: TorchServe's and Ray's routes are /predictions/<model>."""
+        return "kserve-v1" if self.engine == "kserve" else "torchserve"
+
+    @property
+    def inference_key(self) -> str | None:
+        """TorchServe's own API key (Ray and KServe have none: the tenant token is the key)."""
+        return self.ts.inference_key if self.engine == "torchserve" else None
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        """Every page that carries featurelock's series (on Ray: each node's export port)."""
+        if self.engine == "ray":
+            return self.ray.metrics_urls()
+        return [self.kserve.metrics_url if self.engine == "kserve" else self.ts.metrics_url]
 
     def __enter__(self) -> "Stack":
-        from featurelock.handlers.server import TorchServeProcess
+        if self.engine == "ray":
+            from featurelock.handlers.ray_local import LocalRayCluster
 
-        models = [f"{e.model}.mar" for e in self.endpoints.values()]
-        self.ts = TorchServeProcess(self.store, models, env=self.env, startup_timeout=240)
-        self.ts.start()
+            self.ray = LocalRayCluster(1, cpus_per_node=2, env=self.env).start()
+            try:
+                from featurelock.handlers.ray_serve import RayModel, RayOptions  # imports ray
+
+                # One replica per endpoint, sharing the machine's cores like TorchServe's workers.
+                options = RayOptions(num_cpus=0.25, max_batch_size=self.batch_size,
+                                     batch_wait_timeout_s=self.max_batch_delay / 1000)
+                for config, path in self.models:
+                    self.ray.deploy(RayModel(config, str(path)), options)
+            except BaseException:
+                self.ray.stop()
+                raise
+        elif self.engine == "kserve":
+            from featurelock.handlers.kserve_server import KServeProcess
+
+            self.kserve = KServeProcess(self.models, env=self.env, workdir=self.workdir / "kserve",
+                                        startup_timeout=240)
+            self.kserve.start()
+        else:
+            from featurelock.handlers.server import TorchServeProcess
+
+            models = [f"{e.model}.mar" for e in self.endpoints.values()]
+            self.ts = TorchServeProcess(self.store, models, env=self.env, startup_timeout=240)
+            self.ts.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.ts is not None:
-            self.ts.stop()
+        for engine in (self.ts, self.ray, self.kserve):
+            if engine is not None:
+                engine.stop()
 
     def keyset(self, scheme: str):
         return reader_keyset(self.endpoints[scheme], self.kek)

@@ -4,7 +4,9 @@
         --host http://127.0.0.1:8080 PlaintextUser|EncryptedUser
 
 run.json (written by load_tests/run.py): {"endpoint": {...Endpoint fields}, "kek": URI,
-"inference_key": str, "images": [paths], "sample_every": N, "latency_out": path}.
+"inference_key": str | null, "protocol": "torchserve" | "kserve-v1" | "kserve-v2",
+"images": [paths], "sample_every": N, "latency_out": path}. TorchServe's route and bodies also
+serve Ray Serve; the KServe protocols wrap each image in JSON and carry the answer in base64.
 
 Every response is validated (status, content type, body shape); one in `sample_every`
 is fully checked: the envelope decrypts with the client SDK (FeatureReader) to a (1, D)
@@ -21,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 from locust import FastHttpUser, constant, events, task
+
+from featurelock.handlers.kserve_protocol import (TORCHSERVE, client_request, client_result,
+                                                  request_path)
 
 _STATE: dict = {}
 
@@ -72,12 +77,17 @@ class _FeaturelockUser(FastHttpUser):
         self.endpoint = ep
         self.images = cfg["image_bytes"]
         self.sample_every = max(1, int(cfg.get("sample_every", 20)))
-        self.path = f"/predictions/{ep['model']}"
-        self.headers = {"Content-Type": "application/octet-stream",
-                        "Accept": self.expected_type,
-                        "Authorization": f"Bearer {cfg['inference_key']}",
+        self.protocol = cfg.get("protocol", TORCHSERVE)
+        self.path = request_path(self.protocol, ep["model"])
+        kserve = self.protocol != TORCHSERVE
+        if kserve:  # the JSON documents, built once: the load is the server's, not ours
+            self.images = [client_request(self.protocol, image) for image in self.images]
+        self.headers = {"Content-Type": "application/json" if kserve else "application/octet-stream",
+                        "Accept": "application/json" if kserve else self.expected_type,
                         "X-Featurelock-Tenant": cfg["tenant"],
                         "X-Featurelock-Token": ep["token"]}
+        if cfg.get("inference_key"):
+            self.headers["Authorization"] = f"Bearer {cfg['inference_key']}"
         self.dim = cfg.get("dim")  # expected feature dimension, when known
         self.n = 0
         self.prepare(cfg)
@@ -95,10 +105,18 @@ class _FeaturelockUser(FastHttpUser):
                 resp.failure(f"status {resp.status_code}")
                 return
             ctype = (resp.headers.get("content-type") or "").split(";")[0].strip()
+            body = resp.content
+            if self.protocol != TORCHSERVE:  # the one result inside KServe's JSON answer
+                unwrapped = client_result(self.protocol, body) if ctype == "application/json" \
+                    else None
+                if unwrapped is None:
+                    resp.failure("not a one-image KServe answer")
+                    return
+                body, ctype = unwrapped
             if ctype != self.expected_type:
                 resp.failure(f"content type {ctype!r}")
                 return
-            error = self.check(resp.content, full=self.n % self.sample_every == 0)
+            error = self.check(body, full=self.n % self.sample_every == 0)
             if error:
                 resp.failure(error)
             else:

@@ -1,15 +1,16 @@
-"""`make loadtest`: headless locust against ONE TorchServe, plaintext vs every scheme, A/B.
+"""`make loadtest`: headless locust against ONE engine, plaintext vs every scheme, A/B.
 
-    python -m load_tests.run [--users 4] [--duration 15] [--rounds 2] [--schemes ...]
-                             [--out out/loadtest]
+    python -m load_tests.run [--engine torchserve|ray|kserve] [--users 4] [--duration 15]
+                             [--rounds 2] [--schemes ...] [--out out/loadtest]
 
-Builds a throwaway stack (exported model, test keys, one .mar per endpoint, TorchServe on
-127.0.0.1 with featurelock's metrics), warms every endpoint, then runs locust with a fixed user
+Builds a throwaway stack (exported model, test keys, one endpoint per scheme on TorchServe, a
+local Ray Serve or a KServe model server, on 127.0.0.1 with featurelock's metrics), warms
+every endpoint, then runs locust with a fixed user
 count and duration for each endpoint in alternation: P S1 P S2 ... P Sn P, `--rounds` times.
 Each scheme run is compared with the plaintext runs right before and after it (drift on a
 shared machine cancels). Writes locust's CSV files and summary.json under --out and prints
 throughput ratio, p50/p95 latency ratio per scheme, and the server-side encrypt share from
-TorchServe's /metrics. Targets (a benchmark, not a test): throughput ratio >= 0.98, p50 ratio
+the engine's metrics pages. Targets (a benchmark, not a test): throughput ratio >= 0.98, p50 ratio
 <= 1.02. Exit status 1 only if a locust response failed validation or a run did not complete.
 Everything it starts is stopped on exit (also on Ctrl-C).
 """
@@ -26,8 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .server_metrics import ServerMetrics, scrape
-from featurelock.handlers.stack import PLAINTEXT, SCHEMES, TENANT, Stack, sample_images
+from .server_metrics import ServerMetrics, settled
+from featurelock.handlers.stack import ENGINES, PLAINTEXT, SCHEMES, TENANT, Stack, sample_images
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 THROUGHPUT_TARGET = 0.98
@@ -36,6 +37,7 @@ P50_TARGET = 1.02
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m load_tests.run", description=__doc__.split("\n")[0])
+    p.add_argument("--engine", choices=ENGINES, default="torchserve")
     p.add_argument("--users", type=int, default=4, help="concurrent locust users (default 4)")
     p.add_argument("--duration", type=float, default=15.0, help="seconds per run (default 15)")
     p.add_argument("--rounds", type=int, default=2, help="A/B rounds (default 2)")
@@ -68,7 +70,8 @@ def _warm(stack: Stack, images: list[bytes], n: int = 16) -> int:
 
     dim = 0
     for scheme, ep in stack.endpoints.items():
-        c = EndpointClient(stack.ts.inference_url, ep.model, TENANT, ep.token, stack.ts.inference_key)
+        c = EndpointClient(stack.url, ep.model, TENANT, ep.token, stack.inference_key,
+                           protocol=stack.protocol)
         for i in range(n):
             r = c.embed(images[i % len(images)])
             if r.status != 200:
@@ -86,13 +89,14 @@ def _locust(stack: Stack, scheme: str, idx: int, a: argparse.Namespace, image_pa
     cfg_path = a.out / f"{idx:02d}-{scheme}.config.json"
     latency_out = a.out / f"{idx:02d}-{scheme}.latency.json"
     cfg = {"endpoint": ep.__dict__, "kek": stack.kek, "tenant": TENANT, "dim": dim,
-           "inference_key": stack.ts.inference_key, "images": image_paths,
+           "inference_key": stack.inference_key, "protocol": stack.protocol,
+           "images": image_paths,
            "sample_every": a.sample_every, "latency_out": str(latency_out)}
     cfg_path.write_text(json.dumps(cfg))
     user = "PlaintextUser" if scheme == PLAINTEXT else "EncryptedUser"
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
            "-u", str(a.users), "-r", str(a.users), "-t", f"{a.duration:g}s",
-           "--host", stack.ts.inference_url, "--csv", str(prefix), "--only-summary",
+           "--host", stack.url, "--csv", str(prefix), "--only-summary",
            "--stop-timeout", "5", "--loglevel", "WARNING", user]
     env = dict(os.environ, FL_LOAD_CONFIG=str(cfg_path))
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
@@ -157,7 +161,7 @@ def _fmt(v, spec: str) -> str:
 
 def report(summary: dict, runs: list[dict], a: argparse.Namespace) -> str:
     plain = summary[PLAINTEXT]
-    lines = [f"featurelock load test: {a.users} users, {a.duration:g} s per run, {a.rounds} round(s), "
+    lines = [f"featurelock load test on {a.engine}: {a.users} users, {a.duration:g} s per run, {a.rounds} round(s), "
              f"{len(runs)} runs, loopback",
              f"plaintext JSON baseline: {plain['rps']:.1f} req/s, p50 {plain['p50_ms']:.2f} ms, "
              f"p95 {plain['p95_ms']:.2f} ms (serialise share {_fmt(plain['serialise_share'], '.2%')})",
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="featurelock-load-") as tmp:
         workdir = a.workdir or Path(tmp) / "stack"
-        stack = Stack.build(workdir, (PLAINTEXT, *a.schemes))
+        stack = Stack.build(workdir, (PLAINTEXT, *a.schemes), engine=a.engine)
         images = sample_images(16)
         image_paths = []
         for i, img in enumerate(images):
@@ -193,19 +197,18 @@ def main(argv: list[str] | None = None) -> int:
             image_paths.append(str(path))
         with stack:
             dim = _warm(stack, images)
-            before = scrape(stack.ts.metrics_url)
+            before = settled(stack.metrics_urls)
             runs = []
             for idx, scheme in enumerate(_sequence(a.schemes, a.rounds)):
                 runs.append(_locust(stack, scheme, idx, a, image_paths, dim))
                 print(f"  run {idx:02d} {scheme:<20} {runs[-1]['rps']:7.1f} req/s  "
                       f"p50 {runs[-1]['p50_ms']:.2f} ms  failures {runs[-1]['failures']:.0f}",
                       flush=True)
-            time.sleep(1.5)  # the workers publish their metrics every second
-            server = scrape(stack.ts.metrics_url).minus(before)
+            server = settled(stack.metrics_urls).minus(before)
     summary = summarise(runs, server, a.schemes)
     failures = sum(r["failures"] for r in runs)
     (a.out / "summary.json").write_text(json.dumps(
-        {"users": a.users, "duration_s": a.duration, "rounds": a.rounds, "runs": runs,
+        {"engine": a.engine, "users": a.users, "duration_s": a.duration, "rounds": a.rounds, "runs": runs,
          "summary": summary, "failures": failures,
          "wall_s": round(time.monotonic() - started, 1)}, indent=2))
     print(report(summary, runs, a))

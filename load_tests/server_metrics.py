@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from featurelock.middleware.metrics import REQUESTS, STAGE_SECONDS
 
-__all__ = ["ServerMetrics", "parse", "scrape", "quantile"]
+__all__ = ["ServerMetrics", "parse", "scrape", "settled", "quantile"]
 
 _H = STAGE_SECONDS.name
 
@@ -68,18 +68,31 @@ _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
+_RAY_TOTAL = re.compile(r"^ray_(" + _H + r"_(?:bucket|sum|count))_total$")
+
+
+def _name(name: str) -> str:
+    """A Ray node's name for one of our series -> TorchServe's: Ray puts `ray_` before every
+    name and `_total` after every counter's (the relabelling serve_config/prometheus.yml does)."""
+    ray_histogram = _RAY_TOTAL.match(name)
+    if ray_histogram:
+        return ray_histogram.group(1)
+    return name[4:] if name.startswith("ray_featurelock_") else name
+
+
 def parse(text: str) -> ServerMetrics:
-    """featurelock's series from a text-format page. A small parser of our own: the
-    prometheus_client parser renames every counter sample to <family>_total, which would hide
-    the histogram series TorchServe exposes as counters (Prometheus itself keeps the names)."""
+    """featurelock's series from a text-format page (TorchServe, prometheus-client, or a Ray
+    node's export). A small parser of our own: the prometheus_client parser renames every
+    counter sample to <family>_total, which would hide the histogram series TorchServe exposes
+    as counters (Prometheus itself keeps the names)."""
     out = ServerMetrics()
     for line in text.splitlines():
-        if not line.startswith("featurelock_"):
+        if not line.startswith(("featurelock_", "ray_featurelock_")):
             continue
         match = _SAMPLE.match(line)
         if not match:
             continue
-        name, raw_labels, value = match.group(1), match.group(2) or "", float(match.group(3))
+        name, raw_labels, value = _name(match.group(1)), match.group(2) or "", float(match.group(3))
         labels = dict(_LABEL.findall(raw_labels))
         scheme = labels.get("scheme")
         if scheme is None:
@@ -95,6 +108,26 @@ def parse(text: str) -> ServerMetrics:
     return out
 
 
-def scrape(url: str, timeout: float = 10.0) -> ServerMetrics:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return parse(resp.read().decode("utf-8"))
+def scrape(url: str | list[str], timeout: float = 10.0) -> ServerMetrics:
+    """One page, or the sum over several (a Ray cluster: one page per node)."""
+    pages = []
+    for one in [url] if isinstance(url, str) else url:
+        with urllib.request.urlopen(one, timeout=timeout) as resp:
+            pages.append(resp.read().decode("utf-8"))
+    return parse("\n".join(pages))
+
+
+def settled(urls: list[str], *, interval: float = 2.0, timeout: float = 40.0) -> ServerMetrics:
+    """The metrics once two scrapes `interval` apart agree: Ray's agents export what the
+    replicas published on their own period (seconds), so the last run needs time to land."""
+    import time
+
+    last = scrape(urls)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = scrape(urls)
+        if now.counts == last.counts and now.requests == last.requests:
+            return now
+        last = now
+    return last

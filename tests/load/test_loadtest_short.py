@@ -52,6 +52,26 @@ def test_short_ab_load_run_writes_csv_and_a_summary(tmp_path):
     assert not list(out.glob("*.config.json"))  # the run configs name the KEK file: removed
 
 
+@pytest.mark.parametrize("engine", ["ray", "kserve"])
+def test_load_run_on_scale_out_engines(tmp_path, engine):
+    """The same runner against Ray Serve and KServe: every response validated (sampled ones
+    decrypted), and the encrypt share read back from the engine's own metrics pages."""
+    _require("locust", "ray" if engine == "ray" else "kserve")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "load_tests.run", "--engine", engine, "--users", "2",
+         "--duration", "2", "--rounds", "1", "--schemes", "aes-256-gcm", "--sample-every", "3",
+         "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=360)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["engine"] == engine and doc["failures"] == 0
+    assert [r["scheme"] for r in doc["runs"]] == ["plaintext", "aes-256-gcm", "plaintext"]
+    assert all(r["requests"] > 0 for r in doc["runs"])
+    entry = doc["summary"]["aes-256-gcm"]
+    assert 0 < entry["encrypt_share"] < 1 and 0 < entry["encrypt_p50_s"] < 0.05
+
+
 def test_responses_that_do_not_decrypt_are_locust_failures(tmp_path):
     _require("locust", "ts")
     from featurelock.handlers.stack import Stack
