@@ -4,10 +4,11 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 LOADTEST_ARGS ?=
+SCALE_ARGS ?=
 SOAK_ARGS ?= --seconds 600
 FUZZ_RUNS ?= 1000000
 
-.PHONY: venv demo test test-fast fuzz bench loadtest soak scan-budgets clean
+.PHONY: venv demo test test-fast fuzz bench bench-scale loadtest soak scan-budgets clean
 
 venv: $(STAMP)
 
@@ -42,9 +43,15 @@ bench: $(STAMP)
 	$(VENV)/bin/featurelock bench
 	$(PY) -m featurelock.handlers.bench_endpoint --requests 200 --worker-threads 1
 
-# Headless locust against one TorchServe on 127.0.0.1: plaintext vs each scheme, alternating.
+# Headless locust against one engine on 127.0.0.1 (LOADTEST_ARGS="--engine ray|kserve" for the
+# others): plaintext vs each scheme, alternating.
 loadtest: $(STAMP)
 	$(PY) -m load_tests.run $(LOADTEST_ARGS)
+
+# One encrypted endpoint with 1, 2 and 4 replicas, on Ray Serve (a raylet per replica) and on
+# TorchServe (workers): requests/s, p50, efficiency per added replica (out/scale-out/).
+bench-scale: $(STAMP)
+	$(PY) -m load_tests.scale_out $(SCALE_ARGS)
 
 # Steady mixed load on the default endpoint for 10 minutes, with a key rotation and a token
 # revocation in the middle: unexpected errors, p50/p99, frontend/worker RSS (out/soak/).

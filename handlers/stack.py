@@ -17,6 +17,7 @@ testing only.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -80,6 +81,7 @@ class Stack:
     batch_size: int = 8
     engine: str = "torchserve"
     max_batch_delay: int = 5  # ms
+    replicas: int = 1         # per endpoint: TorchServe workers, or Ray replicas (one node each)
     models: list = field(default_factory=list, repr=False)  # (ServingConfig, model file)
     ts: object = field(default=None, repr=False)       # the engines, while running
     ray: object = field(default=None, repr=False)
@@ -88,7 +90,7 @@ class Stack:
     @classmethod
     def build(cls, workdir: str | Path, schemes: Sequence[str] = (PLAINTEXT, *SCHEMES), *,
               batch_size: int = 8, max_batch_delay: int = 5, tenant: str = TENANT,
-              engine: str = "torchserve") -> "Stack":
+              engine: str = "torchserve", replicas: int = 1) -> "Stack":
         """Export the default model, make keys and one endpoint per scheme under `workdir`."""
         import torch
 
@@ -122,13 +124,15 @@ class Stack:
             serving = {"key_registry_env": _reg_env(scheme)}
             if engine == "torchserve":
                 build_mar(source, scheme, name, "1", store, force=True, serving=serving,
-                          batchSize=batch_size, maxBatchDelay=max_batch_delay)
+                          batchSize=batch_size, maxBatchDelay=max_batch_delay,
+                          minWorkers=replicas, maxWorkers=replicas)
             else:
                 models.append((serving_config(source, scheme, name, "1", serving),
                                source.model_file))
             endpoints[scheme] = Endpoint(scheme, name, "1", str(registry), token, tenant,
                                          consumer or "")
-        return cls(root, kek, endpoints, env, store, batch_size, engine, max_batch_delay, models)
+        return cls(root, kek, endpoints, env, store, batch_size, engine, max_batch_delay,
+                   replicas, models)
 
     # -- the running engine, whichever it is ------------------------------------------------
     @property
@@ -159,12 +163,15 @@ class Stack:
         if self.engine == "ray":
             from featurelock.handlers.ray_local import LocalRayCluster
 
-            self.ray = LocalRayCluster(1, cpus_per_node=2, env=self.env).start()
+            # A node per replica; each endpoint's replicas share the machine's cores like
+            # TorchServe's workers (Ray's CPU counts are for placement only).
+            cpus = max(1, math.ceil(len(self.models) * 0.25))  # whole CPUs per raylet
+            self.ray = LocalRayCluster(self.replicas, cpus_per_node=cpus, env=self.env).start()
             try:
                 from featurelock.handlers.ray_serve import RayModel, RayOptions  # imports ray
 
-                # One replica per endpoint, sharing the machine's cores like TorchServe's workers.
-                options = RayOptions(num_cpus=0.25, max_batch_size=self.batch_size,
+                options = RayOptions(num_replicas=self.replicas, num_cpus=0.25,
+                                     max_batch_size=self.batch_size,
                                      batch_wait_timeout_s=self.max_batch_delay / 1000)
                 for config, path in self.models:
                     self.ray.deploy(RayModel(config, str(path)), options)
