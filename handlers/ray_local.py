@@ -72,8 +72,11 @@ class LocalRayCluster:
             self.http_port = free_ports(1)[0]
         node = {"num_cpus": self.cpus_per_node, "node_ip_address": "127.0.0.1",
                 "object_store_memory": self.object_store_bytes}
+        # Workers report metrics to their node's agent every second (Ray's default: 10 s), so
+        # a short benchmark's last run is on the export pages moments after it ends.
         self.cluster = Cluster(initialize_head=True,
-                               head_node_args={**node, "include_dashboard": False})
+                               head_node_args={**node, "include_dashboard": False,
+                                               "_system_config": {"metrics_report_interval_ms": 1000}})
         for _ in range(self.nodes - 1):
             self.cluster.add_node(**node)
         ray.init(address=self.cluster.address, _node_ip_address="127.0.0.1",
