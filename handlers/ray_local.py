@@ -9,7 +9,9 @@ Every node is a real raylet with its own object store and workers (`ray.cluster_
 only the start differs from a real cluster (`ray start --head` / `ray start --address=...`, or
 KubeRay). Ray's services bind to the node's IP: `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, set
 before ray is imported, makes that IP 127.0.0.1. Ray Serve's HTTP proxy runs on the head only,
-on 127.0.0.1.
+on 127.0.0.1. `dashboard=True` also runs Ray's dashboard head (on a free 127.0.0.1 port): off
+by default (a process less), it is what writes the Prometheus service-discovery file
+(`discovery_file`) that serve_config/prometheus.yml's Ray job reads.
 
 The key registry and KEK reach the replicas through the environment the raylets inherit from
 this process (FEATURELOCK_KEY_REGISTRY, FEATURELOCK_KEK...: paths and URIs, no key bytes).
@@ -18,6 +20,7 @@ this process (FEATURELOCK_KEY_REGISTRY, FEATURELOCK_KEK...: paths and URIs, no k
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = ["LocalRayCluster", "loopback_only"]
@@ -43,19 +46,31 @@ class LocalRayCluster:
     """`nodes` raylets (the head included) of `cpus_per_node` CPUs each, and Ray Serve."""
 
     def __init__(self, nodes: int = 1, cpus_per_node: float = 1, *, http_port: int | None = None,
-                 env: Mapping[str, str] | None = None, object_store_mb: int = 128) -> None:
+                 env: Mapping[str, str] | None = None, object_store_mb: int = 128,
+                 dashboard: bool = False) -> None:
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
         self.nodes, self.cpus_per_node = nodes, cpus_per_node
         self.http_port = http_port
         self.env = dict(env or {})
         self.object_store_bytes = object_store_mb * 1024 * 1024
+        self.dashboard = dashboard
         self.cluster: Any = None
         self._saved_env: dict[str, str | None] = {}
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def discovery_file(self) -> Path:
+        """The Prometheus file_sd file of this session: every alive node's metrics export
+        port, rewritten every 5 s by the dashboard head (only with dashboard=True). Ray also
+        links /tmp/ray/prom_metrics_service_discovery.json to the latest session's file."""
+        import ray
+
+        session = ray._private.worker._global_node.get_session_dir_path()
+        return Path(session) / "prom_metrics_service_discovery.json"
 
     def start(self) -> "LocalRayCluster":
         loopback_only()
@@ -74,9 +89,11 @@ class LocalRayCluster:
                 "object_store_memory": self.object_store_bytes}
         # Workers report metrics to their node's agent every second (Ray's default: 10 s), so
         # a short benchmark's last run is on the export pages moments after it ends.
-        self.cluster = Cluster(initialize_head=True,
-                               head_node_args={**node, "include_dashboard": False,
-                                               "_system_config": {"metrics_report_interval_ms": 1000}})
+        head = {**node, "include_dashboard": self.dashboard,
+                "_system_config": {"metrics_report_interval_ms": 1000}}
+        if self.dashboard:  # port 0: a free one, so clusters side by side do not collide
+            head.update(dashboard_host="127.0.0.1", dashboard_port=0)
+        self.cluster = Cluster(initialize_head=True, head_node_args=head)
         for _ in range(self.nodes - 1):
             self.cluster.add_node(**node)
         ray.init(address=self.cluster.address, _node_ip_address="127.0.0.1",

@@ -4,13 +4,21 @@ Each replica aggregates locally (`PublishingRecorder`, as inside TorchServe) and
 increments every second as Ray counters named like a classic Prometheus histogram's series
 (`featurelock_stage_duration_seconds_bucket{le}`, `_sum`, `_count`, `featurelock_requests_total`,
 ...), plus the generation gauge. Ray's per-node metrics agent exports them, with Ray's `ray_`
-namespace prefix and its own labels added (SessionName, NodeAddress, WorkerId, ...), on every
-node's metrics export port; Prometheus finds those ports through the file Ray writes
-(/tmp/ray/prom_metrics_service_discovery.json) or, on Kubernetes, a KubeRay PodMonitor.
+namespace prefix and its own labels added (SessionName, NodeAddress, WorkerId, ...), and
+`_total` appended to counter names that lack it (`ray_featurelock_stage_duration_seconds_
+bucket_total`), on every node's metrics export port; Prometheus finds those ports through the
+file Ray's dashboard head writes (/tmp/ray/prom_metrics_service_discovery.json, a link to the
+session's file; no dashboard, no file) or, on Kubernetes, a KubeRay PodMonitor.
 
-serve_config/prometheus.yml's Ray job strips the prefix (metric_relabel_configs), so the
-series are stored under the same names and labels as TorchServe's and the recording rules in
-serve_config/recording_rules.yml apply unchanged (they sum away the extra labels).
+serve_config/prometheus.yml's `featurelock-ray` job strips the prefix and that `_total`
+(metric_relabel_configs), so the series are stored under the same names and labels as
+TorchServe's and the recording rules in serve_config/recording_rules.yml apply unchanged (they
+sum away the extra labels); tests/metrics/test_prometheus_scale_out_e2e.py checks it.
+
+A counter is exported from its first non-zero increment on (Ray refuses zero increments), so
+a bucket nothing has landed in yet is absent, not zero: a quantile that falls in the lowest
+exported bucket is interpolated from 0 instead of from the bucket below (at most that
+bucket's width off), and `increase()` over a series born at its first value misses that value.
 """
 
 from __future__ import annotations

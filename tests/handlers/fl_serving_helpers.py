@@ -77,3 +77,41 @@ class Reference:
 
 __all__ = ["SCHEMES", "png", "pedestrian_pngs", "export_default_model", "file_kek",
            "make_registry", "keyset", "Reference", "TenantTokens"]
+
+
+class Traffic:
+    """Background requests from `threads` threads, each image through `clients` in turn, until
+    stopped or `limit` requests were sent: bounded in time and count. `statuses` counts the
+    answers by HTTP status."""
+
+    def __init__(self, clients, images, threads: int = 2, limit: int = 3000) -> None:
+        import threading
+
+        self.clients, self.images = list(clients), list(images)
+        self.limit, self.sent, self.statuses = limit, 0, {}
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            with self.lock:
+                if self.sent >= self.limit:
+                    return
+                self.sent += 1
+            client = self.clients[n % len(self.clients)]
+            status = client.embed(self.images[n % len(self.images)]).status
+            with self.lock:
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+            n += 1
+
+    def __enter__(self) -> "Traffic":
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
