@@ -75,7 +75,22 @@ class Reference:
         return self._run(preprocess(batch, self.profile))
 
 
-__all__ = ["SCHEMES", "png", "pedestrian_pngs", "export_default_model", "file_kek",
+def prometheus_binary() -> str:
+    """The `prometheus` executable; fails under CI (.ci/run installs it), skips elsewhere."""
+    import os
+    import shutil
+
+    import pytest
+
+    found = shutil.which("prometheus")
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus is not installed (.ci/run installs Debian's package)")
+        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+    return found
+
+
+__all__ = ["prometheus_binary", "SCHEMES", "png", "pedestrian_pngs", "export_default_model", "file_kek",
            "make_registry", "keyset", "Reference", "TenantTokens"]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -117,3 +118,12 @@ def test_promtool_accepts_config_and_rules(tmp_path):
                  ["check", "rules", str(RECORDING_RULES_YML)]):
         done = subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool is not installed")
+def test_reload_failure_rule_counts_a_counter_born_above_zero():
+    """promtool's rule unit tests (tests/metrics/recording_rules_test.yml): a worker's failure
+    counter that first appears at 2 counts 2, as one born at 0 counts its increase."""
+    done = subprocess.run(["promtool", "test", "rules", "recording_rules_test.yml"],
+                          cwd=Path(__file__).parent, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import time
 import urllib.parse
@@ -12,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fl_serving_helpers import Traffic
+from fl_serving_helpers import Traffic, prometheus_binary
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # load_tests/ is not an installed package
@@ -22,15 +20,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 SERIES = ("featurelock_stage_duration_seconds_bucket", "featurelock_stage_duration_seconds_sum",
           "featurelock_stage_duration_seconds_count", "featurelock_requests_total",
           "featurelock_response_bytes_total")
-
-
-def _prometheus() -> str:
-    found = shutil.which("prometheus")
-    if not found:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed (.ci/run installs Debian's package)")
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +65,7 @@ def test_featurelock_series_are_on_torchserves_own_metrics_page(stack):
 def test_prometheus_recording_rules_return_numbers(stack, tmp_path):
     from featurelock.handlers.prometheus_config import PrometheusProcess, render_config
 
-    binary = _prometheus()
+    binary = prometheus_binary()
     target = urllib.parse.urlsplit(stack.ts.metrics_url).netloc
     config = render_config(static={"featurelock-torchserve": [target]})
     wanted = ("featurelock:encrypt_seconds:p50_1m", "featurelock:encrypt_seconds:p95_1m",

@@ -17,12 +17,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from fl_serving_helpers import Traffic, file_kek, make_registry, pedestrian_pngs
+from fl_serving_helpers import (Traffic, file_kek, make_registry, pedestrian_pngs,
+                                prometheus_binary)
 
 from featurelock.middleware.metrics import BUCKETS, STAGES, le_label
 
@@ -31,15 +31,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 RAY_MODEL, KSERVE_MODEL, SCHEME = "ray-aes", "ks-aes", "aes-256-gcm"
 NODES = 2
 DEADLINE_S = 60  # for the series and rules to appear, per engine
-
-
-def _prometheus() -> str:
-    found = shutil.which("prometheus")
-    if not found:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed (.ci/run installs Debian's package)")
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +169,7 @@ def test_ray_cluster_scraped_through_rays_discovery_file(exported, tmp_path):
     from featurelock.handlers.ray_serve import RayModel, RayOptions
 
     pytest.importorskip("ray.serve")
-    binary = _prometheus()
+    binary = prometheus_binary()
     reg, tokens = _registry(exported, "reg-ray")
     env = {"FEATURELOCK_KEK": exported["kek"], "FEATURELOCK_KEY_REGISTRY": str(reg)}
     model = RayModel.from_export(exported["export"], SCHEME, RAY_MODEL, backend="torchscript")
@@ -204,7 +195,7 @@ def test_ray_cluster_scraped_through_rays_discovery_file(exported, tmp_path):
             _break_registry(reg)
             values = _wait_for_rules(prom, RAY_MODEL, traffic)
             _check_series(prom, RAY_MODEL, "featurelock-ray")
-            quantiles = _check_quantiles(prom, RAY_MODEL, "ray")
+            _check_quantiles(prom, RAY_MODEL, "ray")
             # Both nodes' agents were found through the file and scraped under our job name.
             node_targets = [t for t in prom.targets() if t["labels"]["instance"] in ports]
             assert len(node_targets) == NODES
@@ -214,9 +205,16 @@ def test_ray_cluster_scraped_through_rays_discovery_file(exported, tmp_path):
             assert instances == ports  # every replica's gauge, one replica per node
             failures = _finite(prom, "sum(featurelock_key_registry_reload_failures_total"
                                      f'{{model="{RAY_MODEL}"}})')
+            # Ray's counter is born above 0; the rule counts a series new in 5 m whole.
+            rule = f'featurelock:key_registry_reload_failures:increase_5m{{model="{RAY_MODEL}"}}'
+            deadline, increase = time.monotonic() + 15, 0.0
+            while time.monotonic() < deadline and not increase:
+                increase = prom.value(rule) or 0.0
+                time.sleep(0.5)
             labels = prom.query(f'featurelock_requests_total{{model="{RAY_MODEL}"}}')[0]["metric"]
     assert traffic.statuses.get(200, 0) > 0 and set(traffic.statuses) == {200}, traffic.statuses
     assert failures and failures[0] >= 1  # the broken registry, counted, never served
+    assert increase >= 1
     assert not any(k.startswith("otel_scope") for k in labels)
     assert {"WorkerId", "NodeAddress", "SessionName"} <= set(labels)
     _check_rule_values(values)
@@ -234,7 +232,7 @@ def test_kserve_scraped_as_is(exported, tmp_path):
     from featurelock.handlers.packaging import resolve_model, serving_config
     from featurelock.handlers.prometheus_config import PrometheusProcess, render_config
 
-    binary = _prometheus()
+    binary = prometheus_binary()
     reg, tokens = _registry(exported, "reg-kserve")
     source = resolve_model(exported["export"])
     models = [(serving_config(source, SCHEME, KSERVE_MODEL, "1"), source.model_file)]
@@ -251,7 +249,7 @@ def test_kserve_scraped_as_is(exported, tmp_path):
             _check_series(prom, KSERVE_MODEL, "featurelock-kserve")
             quantiles = _check_quantiles(prom, KSERVE_MODEL, "kserve")
             # prometheus-client creates the failure counter at 0, so increase() sees the
-            # broken registry once it is scraped (Ray's counter is born at 1: it cannot).
+            # broken registry once it is scraped.
             rule = f'featurelock:key_registry_reload_failures:increase_5m{{model="{KSERVE_MODEL}"}}'
             deadline, increase = time.monotonic() + 15, 0.0
             while time.monotonic() < deadline and not increase:

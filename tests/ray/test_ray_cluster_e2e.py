@@ -6,11 +6,10 @@ anywhere Ray keeps things, and a replica killed under load."""
 from __future__ import annotations
 
 import base64
-import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
