@@ -256,3 +256,38 @@ def test_an_onnx_model_serves_beside_it(served):
         r = client.embed(image)
         assert r.status == 200
         np.testing.assert_array_equal(client.read(r, ks), ref([image]))
+
+
+def test_autoscaling_from_config_adds_a_replica_under_load(served):
+    """RayOptions.autoscaling is Ray Serve's autoscaling_config: one replica at rest, a second
+    once six clients keep more requests in flight than the target."""
+    from featurelock.handlers.ray_local import LocalRayCluster
+    from featurelock.handlers.ray_serve import RayModel, RayOptions
+
+    name = "reid-ray-auto"
+    model = RayModel.from_export(served["root"] / "export", "aes-256-gcm", name,
+                                 backend="torchscript")
+    served["cluster"].deploy(model, RayOptions(num_cpus=0, autoscaling={
+        "min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1,
+        "upscale_delay_s": 1}))
+    assert len(LocalRayCluster.replica_nodes(name)) == 1
+    stop, statuses = threading.Event(), []
+
+    def send() -> None:
+        client = EndpointClient(served["cluster"].url, name, "acme", served["tokens"]["acme"], None)
+        while not stop.is_set() and len(statuses) < 3000:
+            statuses.append(client.embed(served["images"][0]).status)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(LocalRayCluster.replica_nodes(name)) < 2:
+            time.sleep(0.5)
+        replicas = len(LocalRayCluster.replica_nodes(name))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert replicas == 2 and set(statuses) == {200}
