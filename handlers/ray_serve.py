@@ -140,7 +140,11 @@ class FeaturelockDeployment:
         except (PayloadTooLarge, BadInput) as exc:
             response = self.pipeline.reject(exc)
         else:
-            response = await self._batch(request)
+            try:
+                response = await self._batch(request)
+            except Exception as exc:  # never Ray's own 500 page: it carries the traceback
+                log.exception("featurelock: a batch failed")
+                response = self.pipeline.reject(exc)
         headers = {NODE_HEADER: self._node} if self._node else None
         return HttpResponse(bytes(response.body) if not isinstance(response.body, str)
                             else response.body, status_code=response.status,
