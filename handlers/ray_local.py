@@ -47,12 +47,20 @@ class LocalRayCluster:
 
     def __init__(self, nodes: int = 1, cpus_per_node: float = 1, *, http_port: int | None = None,
                  env: Mapping[str, str] | None = None, object_store_mb: int = 128,
-                 dashboard: bool = False) -> None:
+                 dashboard: bool = False, direct_ingress_port: int | None = None) -> None:
         if nodes < 1:
             raise ValueError("nodes must be >= 1")
         self.nodes, self.cpus_per_node = nodes, cpus_per_node
         self.http_port = http_port
         self.env = dict(env or {})
+        self.direct_ingress_port = direct_ingress_port
+        if direct_ingress_port is not None:
+            # Ray 2.60's experimental direct ingress: the replica serves HTTP itself, on ports
+            # from this one up, and no request passes through Serve's proxy. One replica of one
+            # application here; `url` is that replica's.
+            self.env.update(RAY_SERVE_ENABLE_DIRECT_INGRESS="1",
+                            RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT=str(direct_ingress_port),
+                            RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT=str(direct_ingress_port + 1))
         self.object_store_bytes = object_store_mb * 1024 * 1024
         self.dashboard = dashboard
         self.cluster: Any = None
@@ -60,7 +68,7 @@ class LocalRayCluster:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://127.0.0.1:{self.direct_ingress_port or self.http_port}"
 
     @property
     def discovery_file(self) -> Path:

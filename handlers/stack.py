@@ -82,6 +82,7 @@ class Stack:
     engine: str = "torchserve"
     max_batch_delay: int = 5  # ms
     replicas: int = 1         # per endpoint: TorchServe workers, or Ray replicas (one node each)
+    direct_ingress: bool = False  # Ray only, one endpoint, one replica: no Serve proxy
     models: list = field(default_factory=list, repr=False)  # (ServingConfig, model file)
     ts: object = field(default=None, repr=False)       # the engines, while running
     ray: object = field(default=None, repr=False)
@@ -131,8 +132,8 @@ class Stack:
                                source.model_file))
             endpoints[scheme] = Endpoint(scheme, name, "1", str(registry), token, tenant,
                                          consumer or "")
-        return cls(root, kek, endpoints, env, store, batch_size, engine, max_batch_delay,
-                   replicas, models)
+        return cls(root, kek, endpoints, env, store, batch_size=batch_size, engine=engine,
+                   max_batch_delay=max_batch_delay, replicas=replicas, models=models)
 
     # -- the running engine, whichever it is ------------------------------------------------
     @property
@@ -166,7 +167,15 @@ class Stack:
             # A node per replica; each endpoint's replicas share the machine's cores like
             # TorchServe's workers (Ray's CPU counts are for placement only).
             cpus = max(1, math.ceil(len(self.models) * 0.25))  # whole CPUs per raylet
-            self.ray = LocalRayCluster(self.replicas, cpus_per_node=cpus, env=self.env).start()
+            direct = None
+            if self.direct_ingress:
+                from featurelock.handlers.server import free_ports
+
+                if self.replicas != 1 or len(self.models) != 1:
+                    raise ValueError("direct ingress: one endpoint with one replica")
+                direct = free_ports(1)[0]
+            self.ray = LocalRayCluster(self.replicas, cpus_per_node=cpus, env=self.env,
+                                       direct_ingress_port=direct).start()
             try:
                 from featurelock.handlers.ray_serve import RayModel, RayOptions  # imports ray
 

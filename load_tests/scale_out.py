@@ -37,6 +37,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--scheme", default="aes-256-gcm")
     p.add_argument("--sample-every", type=int, default=20)
+    p.add_argument("--direct-ingress", action="store_true",
+                   help="also one Ray replica served without Serve's proxy (Ray 2.60's "
+                        "experimental RAY_SERVE_ENABLE_DIRECT_INGRESS)")
     p.add_argument("--out", type=Path, default=Path("out/scale-out"))
     a = p.parse_args(argv)
     if any(n < 1 for n in a.replicas) or a.users < 1:
@@ -45,9 +48,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _measure(engine: str, replicas: int, a: argparse.Namespace, tmp: Path,
-             image_paths: list[str]) -> dict:
+             image_paths: list[str], direct_ingress: bool = False) -> dict:
     stack = Stack.build(tmp / f"{engine}-{replicas}", (a.scheme,), engine=engine,
                         replicas=replicas)
+    stack.direct_ingress = direct_ingress
+    if direct_ingress:
+        engine = "ray-direct"
     with stack:
         dim = _warm(stack, sample_images(16), n=16 * replicas)
         run = _locust(stack, a.scheme, 0, argparse.Namespace(
@@ -73,6 +79,11 @@ def report(rows: list[dict], a: argparse.Namespace) -> str:
                      f"{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{eff:>12.2f}")
     for n in sorted({r["replicas"] for r in rows}):
         pair = {r["engine"]: r for r in rows if r["replicas"] == n}
+        if {"ray-direct", "torchserve"} <= set(pair):
+            direct, ts = pair["ray-direct"], pair["torchserve"]
+            lines.append(f"ray without its proxy / torchserve at {n} replica: throughput "
+                         f"{direct['rps'] / ts['rps']:.2f}x, p50 "
+                         f"{direct['p50_ms'] / ts['p50_ms']:.2f}x")
         if {"ray", "torchserve"} <= set(pair):
             ray, ts = pair["ray"], pair["torchserve"]
             lines.append(f"ray / torchserve at {n} replica(s): throughput "
@@ -92,12 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             path = tmp / f"img{i:02d}.png"
             path.write_bytes(img)
             image_paths.append(str(path))
-        for engine in a.engines:
-            for n in a.replicas:
-                (a.out / f"{engine}-{n}").mkdir(parents=True, exist_ok=True)
-                rows.append(_measure(engine, n, a, tmp, image_paths))
-                print(f"  {engine} x{n}: {rows[-1]['rps']:.1f} req/s, "
-                      f"p50 {rows[-1]['p50_ms']:.2f} ms", flush=True)
+        runs = [(engine, n, False) for engine in a.engines for n in a.replicas]
+        if a.direct_ingress:
+            runs.append(("ray", 1, True))
+        for engine, n, direct in runs:
+            name = "ray-direct" if direct else engine
+            (a.out / f"{name}-{n}").mkdir(parents=True, exist_ok=True)
+            rows.append(_measure(engine, n, a, tmp, image_paths, direct))
+            print(f"  {name} x{n}: {rows[-1]['rps']:.1f} req/s, "
+                  f"p50 {rows[-1]['p50_ms']:.2f} ms", flush=True)
     text = report(rows, a)
     (a.out / "summary.json").write_text(json.dumps(
         {"scheme": a.scheme, "users": a.users, "duration_s": a.duration, "rows": rows,
