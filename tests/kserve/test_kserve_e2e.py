@@ -360,7 +360,7 @@ def test_scan_target_over_kserve_urls(stack):
 
     images = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
                        for b in stack.images[:2]])
-    for route in (f"/v1/models/{{}}:predict", "/v2/models/{}/infer"):
+    for route in ("/v1/models/{}:predict", "/v2/models/{}/infer"):
         plain = HttpTarget(stack.ks.url + route.format(PLAIN), tenant="acme",
                            token=stack.tokens["acme"], inference_key=None, workers=1)
         sealed = HttpTarget(stack.ks.url + route.format(AES), tenant="acme",

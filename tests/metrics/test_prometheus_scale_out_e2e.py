@@ -206,11 +206,7 @@ def test_ray_cluster_scraped_through_rays_discovery_file(exported, tmp_path):
             failures = _finite(prom, "sum(featurelock_key_registry_reload_failures_total"
                                      f'{{model="{RAY_MODEL}"}})')
             # Ray's counter is born above 0; the rule counts a series new in 5 m whole.
-            rule = f'featurelock:key_registry_reload_failures:increase_5m{{model="{RAY_MODEL}"}}'
-            deadline, increase = time.monotonic() + 15, 0.0
-            while time.monotonic() < deadline and not increase:
-                increase = prom.value(rule) or 0.0
-                time.sleep(0.5)
+            increase = _reload_failures_increase(prom, RAY_MODEL)
             labels = prom.query(f'featurelock_requests_total{{model="{RAY_MODEL}"}}')[0]["metric"]
     assert traffic.statuses.get(200, 0) > 0 and set(traffic.statuses) == {200}, traffic.statuses
     assert failures and failures[0] >= 1  # the broken registry, counted, never served
@@ -250,11 +246,7 @@ def test_kserve_scraped_as_is(exported, tmp_path):
             quantiles = _check_quantiles(prom, KSERVE_MODEL, "kserve")
             # prometheus-client creates the failure counter at 0, so increase() sees the
             # broken registry once it is scraped.
-            rule = f'featurelock:key_registry_reload_failures:increase_5m{{model="{KSERVE_MODEL}"}}'
-            deadline, increase = time.monotonic() + 15, 0.0
-            while time.monotonic() < deadline and not increase:
-                increase = prom.value(rule) or 0.0
-                time.sleep(0.5)
+            increase = _reload_failures_increase(prom, KSERVE_MODEL)
     assert traffic.statuses.get(200, 0) > 0 and set(traffic.statuses) == {200}, traffic.statuses
     # prometheus-client exports every bucket from the start: nothing to fill in.
     for stage, q in quantiles.items():
@@ -264,6 +256,17 @@ def test_kserve_scraped_as_is(exported, tmp_path):
     print(f"kserve: {traffic.sent} requests; rules: "
           + ", ".join(f"{k.removeprefix('featurelock:')}={v}" for k, v in values.items())
           + f"; reload failures increase_5m later {increase:g}")
+
+
+def _reload_failures_increase(prom, model: str, timeout: float = 15.0) -> float:
+    """featurelock:key_registry_reload_failures:increase_5m for `model` once it is above 0
+    (rules are evaluated on their own period), or 0.0 after `timeout` seconds."""
+    rule = f'featurelock:key_registry_reload_failures:increase_5m{{model="{model}"}}'
+    deadline, increase = time.monotonic() + timeout, 0.0
+    while time.monotonic() < deadline and not increase:
+        increase = prom.value(rule) or 0.0
+        time.sleep(0.5)
+    return increase
 
 
 def _check_rule_values(values: dict[str, list[float]]) -> None:
