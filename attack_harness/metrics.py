@@ -56,7 +56,9 @@ def _filter_valid(img: np.ndarray, k: np.ndarray) -> np.ndarray:
     from scipy.ndimage import correlate1d
 
     r = k.size // 2
-    out = correlate1d(np.asarray(img, np.float64), k, axis=-2, mode="constant")[..., r:-r, :]
+    # Contiguous first: filtering a moved-axis view strided is about twice as slow.
+    out = correlate1d(np.ascontiguousarray(img, np.float64), k, axis=-2,
+                      mode="constant")[..., r:-r, :]
     return correlate1d(out, k, axis=-1, mode="constant")[..., r:-r]
 
 
@@ -90,7 +92,8 @@ def _ssim_maps(a: np.ndarray, b: np.ndarray, data_range: float, sigma: float, k1
 def batch_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
     """Per-image SSIM of two (N, H, W, C) batches (b may be one (H, W, C) image)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    b = np.broadcast_to(b, a.shape)
+    if b.shape != a.shape:  # one image: filter it once, broadcast its maps
+        b = np.broadcast_to(b, a.shape[1:])[None]
     maps = _ssim_maps(np.moveaxis(a, -1, 1), np.moveaxis(b, -1, 1), data_range, 1.5, 0.01, 0.03)
     return maps.reshape(a.shape[0], -1).mean(axis=1)
 

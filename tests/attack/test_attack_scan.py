@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from featurelock.attack_harness.data import synthetic_data
+from featurelock.attack_harness.reconstruction import DecoderConfig
 from featurelock.attack_harness.reference import PixelEmbedder
 from featurelock.attack_harness.report import summary_table, write_reports
 from featurelock.attack_harness.scan import CONTROL, ScanConfig, run_scan
@@ -19,6 +20,9 @@ from featurelock.attack_harness.targets import LocalTarget, local_targets
 
 SCHEMES = ["plaintext", "shufflebits", "shufflebits-otp", "shufflebits-masked", "aes-256-gcm"]
 SAFE = ["shufflebits-masked", "aes-256-gcm"]
+# The decoder's CV grid (6 x 5 x 5 by default) is most of a scan's time; these tests check the
+# scan, so a 2 x 2 x 2 grid does. test_reconstruction_power tests the default grid's power.
+SMALL_GRID = DecoderConfig(lambdas=(1.0, 10.0), blurs=(0.0, 3.0), shrinks=(0.5, 1.0))
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +31,7 @@ def scan():
     data = synthetic_data(240, 80, 4, seed=0)
     targets = local_targets(SCHEMES, evaluator.embed, shufflebits_seed=0)
     # hamming and bytes are left out for time; test_attack_representations covers them.
-    config = ScanConfig(budget=240, progress=False, rmle_steps=60,
+    config = ScanConfig(budget=240, progress=False, rmle_steps=60, decoder=SMALL_GRID,
                         representations=("float", "bits", "structure", "columns"))
     return run_scan(targets, config, data, evaluator)
 
@@ -139,7 +143,7 @@ def _small(seed, **kw):
                } if kw.pop("leaky", False) else {}
     targets["plaintext"] = LocalTarget(evaluator.embed)
     config = ScanConfig(budget=96, seed=seed, progress=False, n_boot=200, rmle_steps=5,
-                        representations=("float", "bits", "hamming"), **kw)
+                        decoder=SMALL_GRID, representations=("float", "bits", "hamming"), **kw)
     return run_scan(targets, config, data, evaluator)
 
 
