@@ -46,6 +46,19 @@ def _csv_ints(text: str) -> tuple[int, ...]:
     return values
 
 
+def _local_spec(schemes: tuple[str, ...]):
+    def parse(text: str) -> str:
+        from .crafter_target import parse_crafter_spec
+
+        try:
+            if text in schemes or parse_crafter_spec(text) is not None:
+                return text
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(schemes)}, crafter:beta=B")
+    return parse
+
+
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
@@ -66,8 +79,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--endpoint", action="append", default=[], metavar="[NAME=]URL",
                    help="a TorchServe endpoint, http://host:port/predictions/MODEL (repeatable)")
     t.add_argument("--local", action="append", default=[], metavar="SCHEME",
-                   choices=["plaintext", *SCHEMES],
-                   help="an in-process target: the evaluator model + this scheme (repeatable)")
+                   type=_local_spec(("plaintext", *SCHEMES)),
+                   help="an in-process target: the evaluator model + this scheme, or "
+                        "crafter:beta=B (repeatable)")
+    t.add_argument("--crafter-dir", default=None, metavar="DIR",
+                   help="craft-beta<B>.pt files and prior.pt for crafter targets and the "
+                        "gan-inversion attack (default: the packaged ones)")
     t.add_argument("--tenant", action="append", default=[],
                    help="X-Featurelock-Tenant: once for every endpoint, or once per --endpoint "
                         "in the same order")
@@ -150,11 +167,20 @@ def build_targets(args: argparse.Namespace, evaluator) -> dict:
             raise ValueError(f"two targets are named {name!r}; use NAME=URL")
         targets[name] = HttpTarget(url, tenant=tenant, token=token, inference_key=key,
                                    name=name)
-    if args.local:
-        for name, target in local_targets(list(dict.fromkeys(args.local)), evaluator.embed).items():
-            label = f"local-{name}"
-            target.name = label
-            targets[label] = target
+    from .crafter_target import crafter_target, parse_crafter_spec
+    from .targets import CachedEmbedder
+
+    specs = list(dict.fromkeys(args.local))
+    crafted = {s: parse_crafter_spec(s) for s in specs}
+    embed = CachedEmbedder(evaluator.embed)  # the model runs once per image for all of them
+    for name, target in local_targets([s for s in specs if crafted[s] is None], embed).items():
+        label = f"local-{name}"
+        target.name = label
+        targets[label] = target
+    for spec, beta in crafted.items():
+        if beta is not None:
+            target = crafter_target(beta, embed, getattr(args, "crafter_dir", None))
+            targets[target.name] = target
     if not targets:
         raise ValueError("name at least one target: --endpoint URL or --local SCHEME")
     return targets
@@ -175,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
                             psnr_margin_db=args.psnr_margin_db,
                             rate_limit=args.rate_limit, decoder=DecoderConfig(kind=args.decoder),
                             fail_if=args.fail_if, budgets=tuple(args.budgets),
-                            progress=not args.no_progress)
+                            progress=not args.no_progress,
+                            crafter_prior=str(Path(args.crafter_dir) / "prior.pt")
+                            if getattr(args, "crafter_dir", None) else None)
         evaluator = default_evaluator(args.model, args.weights, args.seed)
         targets = build_targets(args, evaluator)
         data = load_dataset(args.dataset, args.budget, args.seed, args.victim_ids)
@@ -198,6 +226,11 @@ def run(args: argparse.Namespace) -> int:
             target.close()
     paths = write_reports(result, args.report)
     print(summary_table(result))
+    from .readable import is_readable
+    from .tradeoff import tradeoff_points, tradeoff_table
+
+    if any(is_readable(e["scheme"]) for e in result.targets.values()):
+        print(tradeoff_table(tradeoff_points(result)))
     weak = [n for n, v in result.verdicts.items() if v["verdict"] != "LEAKS" and not v["leak"]
             and v["verdict"] != "within chance"]
     if weak:
