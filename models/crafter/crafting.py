@@ -47,6 +47,7 @@ class CraftConfig:
     lr_z: float = 0.05  # Adam on z (Crafter-z)
     critic_steps: int = 5
     critic_lr: float = 2e-4
+    critic_width: int = 32
     gp_weight: float = 20.0  # raised to 40 while the penalty exceeds 1 (the authors' rule)
     refine: int = 10  # inner inversion: amortiser + this many momentum steps
     refine_lr: float = 5e-3
@@ -118,7 +119,7 @@ def craft(G: Generator, enc: Encoder, inv: Inverter, f0: torch.Tensor, config: C
 def _setup(seed: int, config: CraftConfig) -> tuple[torch.Generator, Critic, torch.optim.Optimizer]:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    D = Critic()  # fresh per batch: the attacker's best separation of THIS batch from the prior
+    D = Critic(config.critic_width)  # fresh per batch: the best separation of THIS batch
     return gen, D, torch.optim.Adam(D.parameters(), config.critic_lr, betas=(0.5, 0.9))
 
 
@@ -185,12 +186,13 @@ def craft_z(G: Generator, enc: Encoder, inv: Inverter, f0: torch.Tensor, config:
 
 
 def critic_separation(G: Generator, enc: Encoder, inv: Inverter, f: torch.Tensor, steps: int,
-                      refine: int = 10, seed: int = 0, lr: float = 1e-3) -> float:
+                      refine: int = 10, seed: int = 0, lr: float = 1e-3,
+                      width: int = 32) -> float:
     """A judge independent of the crafting run: a fresh critic trained `steps` steps on
     G(z*(f)) vs prior samples; its final EMD (how well the attacker tells them apart)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    D = Critic()
+    D = Critic(width)
     opt = torch.optim.Adam(D.parameters(), lr, betas=(0.5, 0.9))
     z = invert(G, enc, inv, f, refine)
     with torch.no_grad():

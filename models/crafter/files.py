@@ -21,6 +21,11 @@ from .inverter import Inverter
 __all__ = ["save_prior", "load_prior", "save_craftnet", "load_craftnet", "craftnet_name"]
 
 
+def _half(state: dict) -> dict:
+    # float16 on disk halves the files (small enough to commit); loading computes in float32.
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def craftnet_name(beta: float) -> str:
     return f"craft-beta{beta:g}.pt"
 
@@ -32,7 +37,7 @@ def save_prior(G: Generator, inv: Inverter, dim: int, path: str | Path) -> Path:
               "meta.dim": torch.tensor(dim)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+    torch.save(_half(state), path)
     return path
 
 
@@ -61,7 +66,9 @@ def load_prior(path: str | Path) -> tuple[Generator, Inverter]:
 def save_craftnet(net: CraftNet, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), path)
+    state = _half(net.state_dict())
+    state["beta"] = net.beta.float()  # exact: beta is matched against the config
+    torch.save(state, path)
     return path
 
 

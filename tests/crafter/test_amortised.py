@@ -27,7 +27,7 @@ def test_distilled_network_learns_the_optimisers_mapping_and_keeps_its_beta(tmp_
     back = load_craftnet(save_craftnet(net, tmp_path / "c.pt"))
     assert back.beta.item() == 2.5
     with torch.no_grad():
-        assert torch.allclose(back(f0), net(f0))
+        assert torch.allclose(back(f0), net(f0), atol=1e-2)  # float16 on disk
 
 
 def test_weights_files_refuse_what_they_are_not(tmp_path):
