@@ -1,6 +1,7 @@
 """`featurelock crafter train`: the public prior, the inverter and one CraftNet per beta.
 
     featurelock crafter train --out out/crafter --betas 0.5,2,8 --seed 0
+    featurelock crafter cost --dir out/crafter --batch 32 --steps 5   # optimiser vs CraftNet
 
 Deterministic for a seed (one thread; same seed, same files). The encoder is the served
 model (default reid-compact with its packaged weights): Crafter perturbs ITS features.
@@ -48,9 +49,53 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--weights", default=None)
     t.add_argument("--threads", type=int, default=1, help="torch threads (1: reproducible)")
     t.add_argument("--no-progress", action="store_true")
+    c = sub.add_parser("cost", help="time the per-batch optimiser (both methods) and a CraftNet")
+    c.add_argument("--dir", type=Path, required=True, help="a `crafter train` output directory")
+    c.add_argument("--beta", type=float, default=d.betas[0])
+    c.add_argument("--batch", type=int, default=32)
+    c.add_argument("--steps", type=int, default=d.craft.outer_steps, help="outer steps")
+    c.add_argument("--threads", type=int, default=1)
 
 
 def run(args: argparse.Namespace) -> int:
+    return _train(args) if args.action == "train" else _cost(args)
+
+
+def _cost(args: argparse.Namespace) -> int:
+    """Wall time of one batch per optimiser, and of the CraftNet on the same batch."""
+    import time
+
+    import torch
+
+    from featurelock.attack_harness.reference import ZooEvaluator
+
+    from .crafting import CraftConfig, craft
+    from .files import craftnet_name, load_craftnet, load_prior
+    from .gan import public_pedestrians, to_unit_images
+
+    torch.set_num_threads(args.threads)
+    evaluator = ZooEvaluator()
+    G, inv = load_prior(args.dir / "prior.pt")
+    x = to_unit_images(public_pedestrians(args.batch, seed=1))
+    with torch.no_grad():
+        f0 = evaluator.torch_forward(x)
+    out: dict = {"batch": args.batch, "outer_steps": args.steps, "threads": args.threads}
+    for method in ("z", "implicit"):
+        res = craft(G, evaluator.torch_forward, inv, f0,
+                    CraftConfig(beta=args.beta, method=method, outer_steps=args.steps))
+        out[method] = {"seconds": round(res.seconds, 2),
+                       "ms_per_feature": round(1e3 * res.seconds / args.batch, 1)}
+    net = load_craftnet(args.dir / craftnet_name(args.beta))
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(100):
+            net(f0[:1])
+    out["craftnet_ms_per_feature_batch1"] = round(1e3 * (time.perf_counter() - t) / 100, 3)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
