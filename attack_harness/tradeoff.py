@@ -1,8 +1,11 @@
 """The privacy-utility picture of a scan: one point per target.
 
-    utility  attribute utility retained: (score - chance) / (control's score - chance) of the
-             mean balanced accuracy of attribute heads trained on the target's answers (for a
-             readable scheme that is its utility; for ciphertext it is what an attacker reads)
+    utility  attribute utility retained: over the attributes whose test LEAKS on the plaintext
+             control (the ones the plain features demonstrably carry), the mean of
+             (score - chance) / (control's score - chance), balanced accuracy of heads trained
+             on the target's answers (for a readable scheme that is its utility; for ciphertext
+             it is what an attacker reads). Attributes the model does not carry are left out:
+             their ratios are noise over a zero margin.
     privacy  identity: the best rank-1 over the identity attacks (adaptive decoder, basic
              decoder, GAN-prior inversion); linkability: the best rank-1 across cameras
 
@@ -31,21 +34,37 @@ def _attribute_mean(tests: list[dict]) -> dict | None:
     return max(cands, key=lambda t: t["score"], default=None)
 
 
+def _retained(tests: list[dict], carried: dict[str, dict]) -> float | None:
+    """Mean retained margin over the attributes the control carries (best reading each)."""
+    ratios = []
+    for what, ctl in carried.items():
+        mine = [t for t in tests if t["column"] == "attributes" and t["what"] == what]
+        if mine:
+            best = max(t["score"] for t in mine)
+            ratios.append((best - ctl["chance"]) / (ctl["score"] - ctl["chance"]))
+    return float(np.mean(ratios)) if ratios else None
+
+
 def tradeoff_points(result: Any) -> list[dict]:
     """Per target: scheme, beta (crafter), utility retained and the privacy scores."""
     by_target: dict[str, list[dict]] = {}
     for t in result.tests:
         by_target.setdefault(t["target"], []).append(t)
-    control = _attribute_mean(by_target.get(result.control, []))
+    carried: dict[str, dict] = {}
+    for t in by_target.get(result.control, []):
+        if t["column"] == "attributes" and t["what"] != "mean" and t["leak"] and \
+                (t["what"] not in carried or t["score"] > carried[t["what"]]["score"]):
+            carried[t["what"]] = t
     out = []
     for name, entry in result.targets.items():
         tests = by_target.get(name, [])
-        attr = _attribute_mean(entry.get("utility") or tests)
+        attr_tests = entry.get("utility") or tests
+        attr = _attribute_mean(attr_tests)
         point: dict[str, Any] = {"target": name, "scheme": entry["scheme"],
                                  "beta": _beta(name), "attributes": attr and attr["score"],
-                                 "attributes_chance": attr and attr["chance"]}
-        if attr and control and control["score"] > control["chance"]:
-            point["utility"] = (attr["score"] - attr["chance"]) / (control["score"] - control["chance"])
+                                 "attributes_chance": attr and attr["chance"],
+                                 "utility": _retained(attr_tests, carried),
+                                 "utility_attributes": sorted(carried)}
         for column, _ in _SERIES:
             best = _best(tests, column)
             if best:
@@ -69,7 +88,7 @@ def tradeoff_png(points: list[dict], size: tuple[int, int] = (420, 280)) -> np.n
     from PIL import Image, ImageDraw
 
     w, h = size
-    left, right, top, bottom = 40, 10, 22, 36
+    left, right, top, bottom = 40, 60, 22, 36
     img = Image.new("RGB", size, "white")
     d = ImageDraw.Draw(img)
     xs = [p["utility"] for p in points if p.get("utility") is not None]
@@ -104,7 +123,10 @@ def tradeoff_png(points: list[dict], size: tuple[int, int] = (420, 280)) -> np.n
 
 def tradeoff_table(points: list[dict]) -> str:
     """Plain-text rows for the console and the README."""
-    rows = ["target                      utility  attributes  identity (chance)  linkability (chance)"]
+    carried = ", ".join(points[0]["utility_attributes"]) if points else ""
+    rows = [f"utility: attribute margin retained on the attributes the plaintext control "
+            f"carries ({carried or 'none'})",
+            "target                      utility  attributes  identity (chance)  linkability (chance)"]
     for p in points:
         def f(v, fmt="{:.3f}"):
             return fmt.format(v) if v is not None else "-"
