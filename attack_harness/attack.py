@@ -119,6 +119,9 @@ class Attack(ABC):
     gated: ClassVar[bool] = True  # False: reported, never part of a verdict
     # True: against a readable scheme (`readable`) its findings measure UTILITY, not leakage
     utility_if_readable: ClassVar[bool] = False
+    # "readable": run by default only when the scan has a readable (crafter) target; they cost
+    # seconds per target and find nothing in ciphertext (name them in --attacks to force)
+    default_when: ClassVar[str] = "always"
 
     def __init__(self, config: Any) -> None:
         self.config = config

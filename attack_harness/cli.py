@@ -108,8 +108,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--representations", type=_csv(REPRESENTATIONS), default=REPRESENTATIONS,
                    metavar=",".join(REPRESENTATIONS))
-    a.add_argument("--attacks", type=_csv(attack_names()), default=attack_names(),
-                   metavar=",".join(attack_names()))
+    a.add_argument("--attacks", type=_csv(attack_names()), default=None,
+                   metavar=",".join(attack_names()),
+                   help="default: all but basic-decoder and gan-inversion, which join when a "
+                        "--local crafter target is scanned")
     a.add_argument("--budgets", type=_csv_ints, default=(), metavar="B1,B2,...",
                    help="also measure the learning attacks at these query budgets (each <= "
                         "--budget) and draw leakage vs budget into the report")
@@ -187,6 +189,8 @@ def build_targets(args: argparse.Namespace, evaluator) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .attacks import default_attacks
+    from .crafter_target import parse_crafter_spec
     from .data import load_dataset
     from .reconstruction import DecoderConfig
     from .reference import default_evaluator
@@ -196,7 +200,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ScanConfig(budget=args.budget, seed=args.seed,
                             representations=tuple(args.representations),
-                            attacks=tuple(args.attacks), confidence=args.confidence,
+                            attacks=tuple(args.attacks or default_attacks(
+                                readable=any(parse_crafter_spec(s) is not None
+                                             for s in args.local))),
+                            confidence=args.confidence,
                             margin=args.margin, ssim_margin=args.ssim_margin,
                             psnr_margin_db=args.psnr_margin_db,
                             rate_limit=args.rate_limit, decoder=DecoderConfig(kind=args.decoder),

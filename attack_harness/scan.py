@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .attack import ATTACKS, Attack, Finding, TargetView
-from .attacks import attack_names
+from .attacks import attack_names, default_attacks
 from .attributes import AttributeAttackConfig, jsonable
 from .data import AttackData
 from .readable import is_readable
@@ -52,7 +52,7 @@ class ScanConfig:
     budget: int = 600
     seed: int = 0
     representations: tuple[str, ...] = REPRESENTATIONS
-    attacks: tuple[str, ...] = field(default_factory=attack_names)
+    attacks: tuple[str, ...] = field(default_factory=default_attacks)
     confidence: float = 0.95
     margin: float = 0.05  # absolute, on accuracy / rank-1 / shares
     ssim_margin: float = 0.005  # SSIM gains of decoders are small even on plaintext

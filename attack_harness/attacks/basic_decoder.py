@@ -23,6 +23,7 @@ class BasicDecoder(Attack):
     name = "basic-decoder"
     holds = "the model file (plain features of its own images); the leaked outputs"
     columns = ("identity",)
+    default_when = "readable"
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data

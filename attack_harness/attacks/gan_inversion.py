@@ -21,6 +21,7 @@ class GanInversion(Attack):
     name = "gan-inversion"
     holds = "the model file, the public GAN prior and its inverter; the leaked outputs"
     columns = ("identity",)
+    default_when = "readable"
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
