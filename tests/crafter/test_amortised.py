@@ -57,3 +57,15 @@ def test_training_chain_is_deterministic_for_a_seed(tmp_path):
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert runs[0]["betas"]["1"]["optimiser_seconds_per_batch"] > 0
+
+
+def test_crafter_train_command_writes_the_prior_and_a_network(tmp_path):
+    from featurelock.middleware.cli import main
+
+    code = main(["crafter", "train", "--out", str(tmp_path), "--betas", "2", "--public-images",
+                 "16", "--distill-images", "8", "--gan-steps", "1", "--inverter-steps", "1",
+                 "--craft-steps", "1", "--distill-epochs", "1", "--no-progress"])
+    assert code == 0
+    assert load_craftnet(tmp_path / "craft-beta2.pt").beta.item() == 2.0
+    G, inv = load_prior(tmp_path / "prior.pt")
+    assert G.latent == inv.net[-1].out_features

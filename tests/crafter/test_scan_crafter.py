@@ -31,9 +31,9 @@ def scan():
     embed = CachedEmbedder(evaluator.embed)
     targets = {"plain": LocalTarget(embed, name="plain"),
                "crafted": crafter_target(BETA, embed, DEFAULT_CRAFTER_DIR)}
-    config = ScanConfig(budget=240, representations=("float",), n_boot=200, progress=False,
+    config = ScanConfig(budget=200, representations=("float",), n_boot=200, progress=False,
                         attacks=("attributes", "reconstruction", "basic-decoder"))
-    return run_scan(targets, config, synthetic_data(240, n_victim_ids=24, seed=0), evaluator)
+    return run_scan(targets, config, synthetic_data(200, n_victim_ids=20, seed=0), evaluator)
 
 
 def _identity(result, target, attack):
@@ -66,3 +66,26 @@ def test_attributes_are_utility_for_crafter_and_a_privacy_test_for_plaintext(sca
         max(t["score"] for t in scan.tests if t["target"] == "plain" and t["column"] == "identity"))
     if points["plain"]["utility_attributes"]:  # the control carries some attribute
         assert points["plain"]["utility"] == pytest.approx(1.0)
+
+
+def test_scan_cli_refuses_a_malformed_crafter_target(tmp_path, capsys):
+    from featurelock.middleware.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["scan", "--local", "crafter:beta=x", "--report", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "beta must be a number" in capsys.readouterr().err
+
+
+def test_http_answers_marked_crafter_are_not_taken_for_plaintext():
+    from featurelock.attack_harness.targets import HttpTarget
+
+    target = HttpTarget("http://127.0.0.1:9/predictions/m", tenant="t", token="x",
+                        inference_key=None)
+    try:
+        target._note_readable("rot13")  # not a readable scheme: ignored
+        assert target.scheme is None
+        target._note_readable("crafter")
+        assert target.scheme == "crafter"
+    finally:
+        target.close()
