@@ -41,7 +41,7 @@ def _setup(root: Path, crafter_file: Path) -> tuple[dict, str, list[bytes]]:
     # Keyless schemes read only the tenants' tokens from the registry; its keyset goes unused.
     token = add_tenant(root / "reg", "bench", "aes-256-gcm", kek_uri)
     source = resolve_model(root / "export", "torchscript")
-    beta = float(load_craftnet(crafter_file).beta)
+    beta = round(float(load_craftnet(crafter_file).beta), 6)  # the file holds float32
     for scheme, extra in (("plaintext", {}),
                           ("crafter", {"crafter_file": str(crafter_file), "beta": beta})):
         build_mar(source, scheme, f"bench-{scheme}", "1", root / "store",

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         from featurelock.models.crafter.files import load_craftnet
 
         serving |= {"crafter_file": args.crafter_file,
-                    "beta": float(load_craftnet(args.crafter_file).beta)}
+                    "beta": round(float(load_craftnet(args.crafter_file).beta), 6)}
     mar = build_mar(source, args.scheme, args.name, args.version, args.out, force=args.force,
                     serving=serving,
                     batchSize=args.batch_size, maxBatchDelay=args.max_batch_delay,
