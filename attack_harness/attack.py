@@ -117,6 +117,11 @@ class Attack(ABC):
     per_reading: ClassVar[bool] = False  # runs once per reading in the scan's config
     extra_queries: ClassVar[int] = 0  # queries reserved from the budget for `probe`
     gated: ClassVar[bool] = True  # False: reported, never part of a verdict
+    # True: against a readable scheme (`readable`) its findings measure UTILITY, not leakage
+    utility_if_readable: ClassVar[bool] = False
+    # "readable": run by default only when the scan has a readable (crafter) target; they cost
+    # seconds per target and find nothing in ciphertext (name them in --attacks to force)
+    default_when: ClassVar[str] = "always"
 
     def __init__(self, config: Any) -> None:
         self.config = config

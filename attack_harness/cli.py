@@ -46,6 +46,19 @@ def _csv_ints(text: str) -> tuple[int, ...]:
     return values
 
 
+def _local_spec(schemes: tuple[str, ...]):
+    def parse(text: str) -> str:
+        from .crafter_target import parse_crafter_spec
+
+        try:
+            if text in schemes or parse_crafter_spec(text) is not None:
+                return text
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(schemes)}, crafter:beta=B")
+    return parse
+
+
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
@@ -66,8 +79,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--endpoint", action="append", default=[], metavar="[NAME=]URL",
                    help="a TorchServe endpoint, http://host:port/predictions/MODEL (repeatable)")
     t.add_argument("--local", action="append", default=[], metavar="SCHEME",
-                   choices=["plaintext", *SCHEMES],
-                   help="an in-process target: the evaluator model + this scheme (repeatable)")
+                   type=_local_spec(("plaintext", *SCHEMES)),
+                   help="an in-process target: the evaluator model + this scheme, or "
+                        "crafter:beta=B (repeatable)")
+    t.add_argument("--crafter-dir", default=None, metavar="DIR",
+                   help="craft-beta<B>.pt files and prior.pt for crafter targets and the "
+                        "gan-inversion attack (default: the packaged ones)")
     t.add_argument("--tenant", action="append", default=[],
                    help="X-Featurelock-Tenant: once for every endpoint, or once per --endpoint "
                         "in the same order")
@@ -91,8 +108,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--representations", type=_csv(REPRESENTATIONS), default=REPRESENTATIONS,
                    metavar=",".join(REPRESENTATIONS))
-    a.add_argument("--attacks", type=_csv(attack_names()), default=attack_names(),
-                   metavar=",".join(attack_names()))
+    a.add_argument("--attacks", type=_csv(attack_names()), default=None,
+                   metavar=",".join(attack_names()),
+                   help="default: all but basic-decoder and gan-inversion, which join when a "
+                        "--local crafter target is scanned")
     a.add_argument("--budgets", type=_csv_ints, default=(), metavar="B1,B2,...",
                    help="also measure the learning attacks at these query budgets (each <= "
                         "--budget) and draw leakage vs budget into the report")
@@ -150,17 +169,28 @@ def build_targets(args: argparse.Namespace, evaluator) -> dict:
             raise ValueError(f"two targets are named {name!r}; use NAME=URL")
         targets[name] = HttpTarget(url, tenant=tenant, token=token, inference_key=key,
                                    name=name)
-    if args.local:
-        for name, target in local_targets(list(dict.fromkeys(args.local)), evaluator.embed).items():
-            label = f"local-{name}"
-            target.name = label
-            targets[label] = target
+    from .crafter_target import crafter_target, parse_crafter_spec
+    from .targets import CachedEmbedder
+
+    specs = list(dict.fromkeys(args.local))
+    crafted = {s: parse_crafter_spec(s) for s in specs}
+    embed = CachedEmbedder(evaluator.embed)  # the model runs once per image for all of them
+    for name, target in local_targets([s for s in specs if crafted[s] is None], embed).items():
+        label = f"local-{name}"
+        target.name = label
+        targets[label] = target
+    for spec, beta in crafted.items():
+        if beta is not None:
+            target = crafter_target(beta, embed, getattr(args, "crafter_dir", None))
+            targets[target.name] = target
     if not targets:
         raise ValueError("name at least one target: --endpoint URL or --local SCHEME")
     return targets
 
 
 def run(args: argparse.Namespace) -> int:
+    from .attacks import default_attacks
+    from .crafter_target import parse_crafter_spec
     from .data import load_dataset
     from .reconstruction import DecoderConfig
     from .reference import default_evaluator
@@ -170,12 +200,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ScanConfig(budget=args.budget, seed=args.seed,
                             representations=tuple(args.representations),
-                            attacks=tuple(args.attacks), confidence=args.confidence,
+                            attacks=tuple(args.attacks or default_attacks(
+                                readable=any(parse_crafter_spec(s) is not None
+                                             for s in args.local))),
+                            confidence=args.confidence,
                             margin=args.margin, ssim_margin=args.ssim_margin,
                             psnr_margin_db=args.psnr_margin_db,
                             rate_limit=args.rate_limit, decoder=DecoderConfig(kind=args.decoder),
                             fail_if=args.fail_if, budgets=tuple(args.budgets),
-                            progress=not args.no_progress)
+                            progress=not args.no_progress,
+                            crafter_prior=str(Path(args.crafter_dir) / "prior.pt")
+                            if getattr(args, "crafter_dir", None) else None)
         evaluator = default_evaluator(args.model, args.weights, args.seed)
         targets = build_targets(args, evaluator)
         data = load_dataset(args.dataset, args.budget, args.seed, args.victim_ids)
@@ -198,6 +233,11 @@ def run(args: argparse.Namespace) -> int:
             target.close()
     paths = write_reports(result, args.report)
     print(summary_table(result))
+    from .readable import is_readable
+    from .tradeoff import tradeoff_points, tradeoff_table
+
+    if any(is_readable(e["scheme"]) for e in result.targets.values()):
+        print(tradeoff_table(tradeoff_points(result)))
     weak = [n for n, v in result.verdicts.items() if v["verdict"] != "LEAKS" and not v["leak"]
             and v["verdict"] != "within chance"]
     if weak:

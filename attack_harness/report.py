@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .scan import ScanResult
+from .tradeoff import tradeoff_html
 
 __all__ = ["write_reports", "summary_table", "png_data_uri", "curve_png"]
 
@@ -105,7 +106,8 @@ def _html(result: ScanResult) -> str:
              f"where the same test leaks on the plaintext control; otherwise it is "
              f"<b>inconclusive</b> (the attack lacks power at this budget). 'detectable' is the "
              f"smallest score the test could have flagged.</p>",
-             "<h2>Verdicts</h2>", _verdict_table(result), _curves_html(result)]
+             "<h2>Verdicts</h2>", _verdict_table(result), _curves_html(result),
+             tradeoff_html(result)]
     for name, entry in result.targets.items():
         parts.append(f"<h2>{e(name)} <span class='muted'>({e(entry['scheme'])}, "
                      f"{entry['queries_charged']} charged queries"

@@ -32,9 +32,10 @@ import numpy as np
 import torch
 
 from .attack import ATTACKS, Attack, Finding, TargetView
-from .attacks import attack_names
+from .attacks import attack_names, default_attacks
 from .attributes import AttributeAttackConfig, jsonable
 from .data import AttackData
+from .readable import is_readable
 from .reconstruction import DecoderConfig
 from .representations import REPRESENTATIONS
 from .targets import PLAINTEXT, LocalTarget, MeteredTarget, Target
@@ -51,7 +52,7 @@ class ScanConfig:
     budget: int = 600
     seed: int = 0
     representations: tuple[str, ...] = REPRESENTATIONS
-    attacks: tuple[str, ...] = field(default_factory=attack_names)
+    attacks: tuple[str, ...] = field(default_factory=default_attacks)
     confidence: float = 0.95
     margin: float = 0.05  # absolute, on accuracy / rank-1 / shares
     ssim_margin: float = 0.005  # SSIM gains of decoders are small even on plaintext
@@ -67,6 +68,8 @@ class ScanConfig:
     fail_if: str = "protected-leak"
     budgets: tuple[int, ...] = ()  # leakage-vs-budget curve points (each <= budget)
     progress: bool = True
+    crafter_prior: str | None = None  # gan-inversion's public prior (None: the packaged one)
+    inversion_steps: int = 20  # gan-inversion's refine steps after the amortiser
 
     def __post_init__(self) -> None:
         bad = set(self.representations) - set(REPRESENTATIONS)
@@ -120,7 +123,8 @@ class ScanResult:
     def columns(self) -> list[str]:
         """The verdict table's columns, in the attacks' order."""
         seen = {t["column"] for t in self.tests}
-        return [c for a in self.config.attacks for c in ATTACKS[a].columns if c in seen]
+        return list(dict.fromkeys(c for a in self.config.attacks for c in ATTACKS[a].columns
+                                  if c in seen))
 
     def to_dict(self) -> dict:
         return jsonable({"featurelock_scan": 2, "config": self.config.to_dict(),
@@ -198,7 +202,7 @@ def run_scan(targets: Mapping[str, Target], config: ScanConfig, data: AttackData
         scheme = h.metered.scheme or "unknown"
         view = _view(name, scheme, h, data, train, evaluator, config, victim_plain)
         entry: dict[str, Any] = {"scheme": scheme, "control": name == control, "attacks": {},
-                                 "seconds": {}}
+                                 "seconds": {}, "utility": []}
         imgs: dict[str, Any] = {"victims": data.victim_images[
             np.flatnonzero(data.victim_is_query)[:config.grid]]}
         found: list[tuple[Attack, Finding]] = []
@@ -209,7 +213,10 @@ def run_scan(targets: Mapping[str, Target], config: ScanConfig, data: AttackData
                 entry["seconds"][attack.name] = round(time.monotonic() - began, 2)
                 entry["attacks"][attack.name] = {"holds": attack.holds, **outcome.details}
                 imgs.update(outcome.images)
-                found += [(attack, f) for f in outcome.findings if attack.gated]
+                if attack.gated and attack.utility_if_readable and is_readable(scheme):
+                    entry["utility"] += [_utility(attack, f) for f in outcome.findings]
+                else:
+                    found += [(attack, f) for f in outcome.findings if attack.gated]
                 bar.update(1)
         entry["queries_charged"], entry["queries_total"] = h.metered.used, h.metered.total
         curves[name] = _curve(name, scheme, h, data, evaluator, config, victim_plain, attacks,
@@ -219,6 +226,13 @@ def run_scan(targets: Mapping[str, Target], config: ScanConfig, data: AttackData
     verdicts = _verdicts(raw, tests, control)
     return ScanResult(config, data.summary(), getattr(evaluator, "description", "?"), control,
                       raw, tests, verdicts, images, curves, time.monotonic() - started)
+
+
+def _utility(attack: Attack, f: Finding) -> dict:
+    """A readable target's utility test, reported beside the control, never gated."""
+    return {"attack": attack.name, "column": f.column, "what": f.what, "reading": f.reading,
+            "summary": f.summary, "score": f.score.estimate, "ci": [f.score.low, f.score.high],
+            "chance": f.chance, "n": f.n}
 
 
 def _harvest(name: str, target: Target, aux: np.ndarray, data: AttackData,

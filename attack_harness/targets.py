@@ -199,12 +199,20 @@ class HttpTarget(Target):
             except ValueError:
                 raise TargetError(f"{self.name}: malformed JSON response") from None
             if isinstance(doc, dict) and "features" in doc:
+                self._note_readable(doc.get("scheme"))
                 return np.asarray(doc["features"], dtype=np.float32).reshape(-1)
             try:
                 return Envelope.from_json(doc).to_bytes()
             except DecryptionError:
                 raise TargetError(f"{self.name}: response is neither features nor an envelope") from None
         return bytes(resp.body)
+
+    def _note_readable(self, scheme: object) -> None:
+        """JSON features that name their scheme (crafter) are that scheme, not plaintext."""
+        from .readable import READABLE
+
+        if self.scheme is None and isinstance(scheme, str) and scheme in READABLE:
+            self.scheme = scheme
 
     def query(self, images: np.ndarray) -> list[np.ndarray | bytes]:
         out = list(self._pool.map(self._one, _check_images(images)))

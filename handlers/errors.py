@@ -9,6 +9,7 @@
           │    ├── PayloadTooLarge      413: body or image over the configured limits
           │    ├── UnsupportedMedia     415: a content type we do not take
           │    └── NotServed            405: an explanation or describe request (never served)
+          ├── CraftingError             500: the crafting network failed (no features sent)
           └── ServerConfigError         the model refuses to load (keys, config)
 
 `public_error(exc)` maps ANY exception to (status, reason phrase, fixed public message). Only
@@ -24,7 +25,8 @@ from featurelock.middleware.errors import EncryptionError, FeaturelockError
 
 __all__ = [
     "ServingError", "RequestError", "MissingCredentials", "Forbidden", "BadInput",
-    "PayloadTooLarge", "UnsupportedMedia", "NotServed", "ServerConfigError", "public_error",
+    "PayloadTooLarge", "UnsupportedMedia", "NotServed", "ServerConfigError", "CraftingError",
+    "public_error",
     "error_body",
 ]
 
@@ -61,6 +63,11 @@ class NotServed(RequestError):
     """An explanation (/explanations, KServe :explain) or a customized describe request."""
 
 
+class CraftingError(ServingError):
+    """A `scheme: crafter` model could not craft a batch: its plaintext features stay in the
+    worker and every request of the batch gets a 500."""
+
+
 class ServerConfigError(ServingError):
     """The model cannot be served as configured (missing keys, bad featurelock section)."""
 
@@ -74,6 +81,7 @@ _PUBLIC: list[tuple[type[BaseException], int, str, str]] = [
     (BadInput, 400, "Bad Request", "input is not a valid image"),
     (NotServed, 405, "Method Not Allowed", "only predictions are served"),
     (EncryptionError, 500, "Internal Server Error", "features could not be protected"),
+    (CraftingError, 500, "Internal Server Error", "features could not be protected"),
 ]
 _INTERNAL = (500, "Internal Server Error", "internal error")
 

@@ -7,7 +7,7 @@ import argparse
 from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES
 
 from .packaging import build_mar, resolve_model
-from .serving_config import DEFAULT_KEK_ENV, DEFAULT_REGISTRY_ENV, PLAINTEXT
+from .serving_config import CRAFTER, DEFAULT_KEK_ENV, DEFAULT_REGISTRY_ENV, PLAINTEXT
 
 __all__ = ["configure", "run"]
 
@@ -15,8 +15,12 @@ __all__ = ["configure", "run"]
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", required=True,
                         help="export directory (with model.json) or a TorchScript/ONNX file")
-    parser.add_argument("--scheme", choices=[*SCHEMES, PLAINTEXT], default=DEFAULT_SCHEME,
-                        help="encryption scheme; plaintext only for baselines/attack comparisons")
+    parser.add_argument("--scheme", choices=[*SCHEMES, PLAINTEXT, CRAFTER], default=DEFAULT_SCHEME,
+                        help="encryption scheme; plaintext only for baselines/attack comparisons; "
+                             "crafter: readable crafted features (needs --crafter-file)")
+    parser.add_argument("--crafter-file", default=None, metavar="craft-beta<B>.pt",
+                        help="scheme crafter: the crafting network (featurelock crafter train); "
+                             "its beta goes into the config")
     parser.add_argument("--name", required=True, help="model name (bound into every envelope)")
     parser.add_argument("--version", default="1", help="model version (bound into envelopes)")
     parser.add_argument("--out", required=True, help="model store directory")
@@ -37,8 +41,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source = resolve_model(args.model_dir, args.backend, args.profile)
+    serving = {"key_registry_env": args.key_registry_env, "kek_env": args.kek_env}
+    if args.scheme == CRAFTER or args.crafter_file:
+        if not args.crafter_file:
+            raise ValueError("--scheme crafter needs --crafter-file")
+        from featurelock.models.crafter.files import load_craftnet
+
+        serving |= {"crafter_file": args.crafter_file,
+                    "beta": round(float(load_craftnet(args.crafter_file).beta), 6)}
     mar = build_mar(source, args.scheme, args.name, args.version, args.out, force=args.force,
-                    serving={"key_registry_env": args.key_registry_env, "kek_env": args.kek_env},
+                    serving=serving,
                     batchSize=args.batch_size, maxBatchDelay=args.max_batch_delay,
                     responseTimeout=args.response_timeout)
     print(f"wrote {mar} ({source.backend}, scheme {args.scheme}; no keys inside)")

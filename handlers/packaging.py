@@ -130,6 +130,13 @@ def build_mar(source: ModelSource, scheme: str, name: str, version: str, out_dir
     if scheme == PLAINTEXT:
         print(f"WARNING: {name} will serve PLAINTEXT features (baselines/attacks only)",
               file=sys.stderr)
+    extra = []
+    if serving and serving.get("crafter_file"):  # the crafting network travels in the .mar
+        crafter = Path(serving["crafter_file"])
+        if not crafter.is_file():
+            raise PackageError(f"no crafting network at {crafter}")
+        extra.append(str(crafter))
+        serving = {**serving, "crafter_file": crafter.name}
     doc = model_config(source, scheme, name, version, serving, **frontend)
     with tempfile.TemporaryDirectory(prefix="featurelock-mar-") as tmp:
         work = Path(tmp)
@@ -137,7 +144,6 @@ def build_mar(source: ModelSource, scheme: str, name: str, version: str, out_dir
         handler.write_text(HANDLER_STUB, encoding="utf-8")
         config = work / "model-config.yaml"
         config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-        extra = []
         if source.sidecar is not None:
             sidecar = work / _SIDECAR
             shutil.copyfile(source.sidecar, sidecar)

@@ -13,9 +13,13 @@ always, in order.
               (401/403), take the body (raw bytes or {"image": base64}), decode JPEG/PNG only;
               then one preprocess over the valid images
     infer     one forward pass (TorchScript or ONNX, `runners`)
+    craft     `scheme: crafter` only, the last step of `infer` (so every engine adapter gets it
+              unchanged): the crafting network over the batch's features. Any failure drops
+              the batch's features and answers 500: plaintext never leaves the worker.
     respond   per request: the tenant's protector -> binary envelope, or the JSON envelope for
               `Accept: application/json`; `scheme: plaintext` answers JSON floats (baselines
-              only). An encryption failure answers 500 with no features.
+              only), `scheme: crafter` JSON floats marked {"scheme": "crafter", "beta": B}.
+              An encryption failure answers 500 with no features.
 
 The registry state (tokens and protectors) is read once per batch, so a batch that straddles a
 key change is served entirely by one state.
@@ -40,12 +44,13 @@ from featurelock.middleware.metrics import NullRecorder, Recorder
 from featurelock.models.errors import ImageDecodeError
 from featurelock.models.imaging import decode_image, preprocess
 
-from .errors import NotServed, RequestError, ServerConfigError, error_body, public_error
+from .errors import (CraftingError, NotServed, RequestError, ServerConfigError, error_body,
+                     public_error)
 from .metrics_bridge import outcome_of
 from .request_parsing import (TENANT_HEADER, TOKEN_HEADER, header, image_bytes,
                               is_control_request, wants_json)
 from .runners import load_runner
-from .serving_config import ServingConfig
+from .serving_config import CRAFTER, ServingConfig
 from .serving_state import ServingState, watch_serving_state
 
 __all__ = ["BINARY", "JSON", "Request", "Response", "Batch", "ServingPipeline"]
@@ -127,10 +132,15 @@ def _detached(exc: BaseException) -> BaseException:
 
 class ServingPipeline:
     """See the module docstring. `registry`: the live ServingState; `runner`: features of a
-    preprocessed batch; `metrics`: any featurelock Recorder."""
+    preprocessed batch; `metrics`: any featurelock Recorder; `crafter`: features -> crafted
+    features, required by (and only for) `scheme: crafter`."""
 
     def __init__(self, config: ServingConfig, registry: StateSource, runner: Any,
-                 metrics: Recorder | None = None) -> None:
+                 metrics: Recorder | None = None, crafter: Any = None) -> None:
+        if (config.scheme == CRAFTER) != (crafter is not None):
+            raise ServerConfigError("a crafting network is required by scheme crafter and "
+                                    "only by it")
+        self.crafter = crafter
         self.config = config
         self.profile = config.input_profile()
         self.registry = registry
@@ -147,9 +157,12 @@ class ServingPipeline:
         if not registry_dir:
             raise ServerConfigError(f"no key registry: ${config.key_registry_env} is not set")
         registry = watch_serving_state(config, registry_dir, recorder=metrics)
+        crafter = None
         if config.plaintext:
             log.warning("featurelock: model %s serves PLAINTEXT features (scheme: plaintext); "
                         "use only for baselines and attack comparisons", config.model)
+        elif config.scheme == CRAFTER:
+            crafter = load_crafter(config, Path(model_path).parent)
         else:
             # Compile (or load from cache) the bit-permutation kernel now, not on a request;
             # featurelock.kernels logs the one it chose.
@@ -159,7 +172,7 @@ class ServingPipeline:
         log.info("featurelock: serving %s v%s (%s on %s, scheme %s, %d tenants)",
                  config.model, config.version, config.backend, runner.device, config.scheme,
                  len(registry.current().tokens.tenants()))
-        return cls(config, registry, runner, metrics)
+        return cls(config, registry, runner, metrics, crafter)
 
     @property
     def device(self) -> torch.device:
@@ -204,6 +217,28 @@ class ServingPipeline:
             t = perf_counter()
             batch.features = self.runner(batch.inputs)
             self.metrics.observe("inference", perf_counter() - t)
+        return self.craft(batch)
+
+    def craft(self, batch: Batch) -> Batch:
+        """Crafter models: replace the batch's features by crafted ones, or by none at all."""
+        if self.crafter is None or batch.features is None:
+            return batch
+        t = perf_counter()
+        try:
+            with torch.inference_mode():
+                crafted = self.crafter(batch.features.float())
+            if crafted.shape != batch.features.shape or not torch.isfinite(crafted).all():
+                raise CraftingError("crafted features have the wrong shape or are not finite")
+        except Exception as exc:  # fail closed: whatever went wrong, plaintext is dropped
+            log.error("crafting failed for a batch of %d (%s)", len(batch.valid),
+                      type(exc).__name__)
+            batch.features = None
+            for idx in batch.valid:
+                batch.items[idx].error = _detached(CraftingError("crafting failed"))
+            batch.valid.clear()
+            return batch
+        batch.features = crafted
+        self.metrics.observe("craft", perf_counter() - t)
         return batch
 
     def respond(self, batch: Batch) -> list[Response]:
@@ -235,9 +270,12 @@ class ServingPipeline:
     def _features(self, state: ServingState, item: _Item,
                   row: torch.Tensor | np.ndarray) -> Response:
         t = perf_counter()
-        if self.config.plaintext:
+        if self.config.keyless:
             host = row.detach().cpu().numpy() if isinstance(row, torch.Tensor) else row
-            body = json.dumps({"features": host.tolist(), "shape": list(row.shape)})
+            doc: dict[str, Any] = {"features": host.tolist(), "shape": list(row.shape)}
+            if self.config.scheme == CRAFTER:  # readable, but say what was done to them
+                doc |= {"scheme": CRAFTER, "beta": self.config.beta}
+            body = json.dumps(doc)
             self.metrics.observe("serialise", perf_counter() - t)
             return Response(200, "OK", JSON, body, "ok")
         context = self._contexts.get(item.tenant)
@@ -265,3 +303,20 @@ class ServingPipeline:
         if status < 500:
             log.info("request %d rejected (%d): %s", idx, status, type(exc).__name__)
         return Response(status, phrase, JSON, error_body(status, message), outcome_of(exc))
+
+
+def load_crafter(config: ServingConfig, model_dir: Path) -> Any:
+    """The CraftNet named by the config, from beside the model file; its beta must be the
+    configured one (a file distilled for another trade-off is refused)."""
+    from featurelock.models.crafter.files import load_craftnet
+    from featurelock.models.errors import ModelError
+
+    name = Path(config.crafter_file).name  # no paths out of the model directory
+    try:
+        net = load_craftnet(model_dir / name)
+    except ModelError as exc:
+        raise ServerConfigError(f"crafter_file: {exc}") from None
+    if abs(float(net.beta) - float(config.beta or 0.0)) > 1e-6:
+        raise ServerConfigError(f"crafter_file {name} was distilled for beta {float(net.beta):g}, "
+                                f"the config says {config.beta:g}")
+    return net

@@ -1,7 +1,7 @@
 """The `featurelock:` section of a model-config.yaml: what a worker serves, and how.
 
     featurelock:
-      scheme: aes-256-gcm            # a middleware scheme, or `plaintext` (baselines only)
+      scheme: aes-256-gcm            # a middleware scheme, `crafter`, or `plaintext` (baselines)
       model: reid-compact            # name and version bound into every envelope's context
       version: "1"
       model_file: model.ts           # inside the .mar
@@ -13,7 +13,12 @@
       kek_env: FEATURELOCK_KEK                     # env var holding the KEK URI
       max_body_bytes: 8388608
       max_pixels: 16000000
+      crafter_file: craft-beta3.pt   # scheme crafter only: the CraftNet, beside the model file
+      beta: 3.0                      # scheme crafter only: must equal the file's beta
 
+`scheme: crafter` (Crafter, NDSS 2024) serves READABLE features: perturbed so that inverting
+them yields a public-prior person, still usable without any key. It is not encryption; its
+models hold no keys (like plaintext ones) but still authenticate every tenant.
 Keys are never part of this section nor of the .mar: the worker finds them through the
 environment at start.
 """
@@ -27,9 +32,12 @@ from featurelock.middleware.schemes import SCHEMES
 
 from .errors import ServerConfigError
 
-__all__ = ["ServingConfig", "PLAINTEXT", "BACKENDS", "DEFAULT_REGISTRY_ENV", "DEFAULT_KEK_ENV"]
+__all__ = ["ServingConfig", "PLAINTEXT", "CRAFTER", "KEYLESS", "BACKENDS", "DEFAULT_REGISTRY_ENV",
+           "DEFAULT_KEK_ENV"]
 
 PLAINTEXT = "plaintext"
+CRAFTER = "crafter"
+KEYLESS = (PLAINTEXT, CRAFTER)  # schemes that answer JSON floats anyone can read
 BACKENDS = ("torchscript", "onnx")
 DEFAULT_REGISTRY_ENV = "FEATURELOCK_KEY_REGISTRY"
 DEFAULT_KEK_ENV = "FEATURELOCK_KEK"
@@ -50,11 +58,24 @@ class ServingConfig:
     kek_env: str = DEFAULT_KEK_ENV
     max_body_bytes: int = DEFAULT_MAX_BODY
     max_pixels: int = DEFAULT_MAX_PIXELS
+    crafter_file: str = ""
+    beta: float | None = None
 
     def __post_init__(self) -> None:
-        if self.scheme != PLAINTEXT and self.scheme not in SCHEMES:
+        if self.scheme not in KEYLESS and self.scheme not in SCHEMES:
             raise ServerConfigError(f"featurelock.scheme must be one of "
-                                    f"{', '.join([*SCHEMES, PLAINTEXT])}, got {self.scheme!r}")
+                                    f"{', '.join([*SCHEMES, *KEYLESS])}, got {self.scheme!r}")
+        if self.scheme == CRAFTER:
+            if not isinstance(self.crafter_file, str) or not self.crafter_file:
+                raise ServerConfigError("featurelock.crafter_file must name the crafting "
+                                        "network for scheme crafter")
+            if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) \
+                    or self.beta < 0:
+                raise ServerConfigError("featurelock.beta must be a number >= 0 for scheme "
+                                        "crafter")
+        elif self.crafter_file or self.beta is not None:
+            raise ServerConfigError("featurelock.crafter_file and beta belong to scheme "
+                                    "crafter only")
         if self.backend not in BACKENDS:
             raise ServerConfigError(f"featurelock.backend must be one of {', '.join(BACKENDS)}, "
                                     f"got {self.backend!r}")
@@ -69,6 +90,11 @@ class ServingConfig:
     @property
     def plaintext(self) -> bool:
         return self.scheme == PLAINTEXT
+
+    @property
+    def keyless(self) -> bool:
+        """No keys are loaded: the model answers readable JSON features (plaintext, crafter)."""
+        return self.scheme in KEYLESS
 
     def input_profile(self):
         from featurelock.models.profiles import InputProfile
@@ -95,4 +121,7 @@ class ServingConfig:
             raise ServerConfigError(f"featurelock section: {exc}") from None
 
     def to_yaml_section(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if self.scheme != CRAFTER:  # other schemes' sections stay as they were
+            del out["crafter_file"], out["beta"]
+        return out

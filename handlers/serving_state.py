@@ -81,8 +81,8 @@ def load_serving_state(config: ServingConfig, registry_dir: str) -> ServingState
     # Generation BEFORE the files: writers bump after writing, so we never claim too much.
     generation = read_generation(registry_dir)
     tokens = TenantTokens.load(registry_dir)
-    # Plaintext models (baselines only) authenticate tenants but hold no keys.
-    protectors = {} if config.plaintext else load_protectors(config, registry_dir,
+    # Keyless models (plaintext baselines, crafter) authenticate tenants but hold no keys.
+    protectors = {} if config.keyless else load_protectors(config, registry_dir,
                                                              tokens.tenants())
     return ServingState(generation, tokens, MappingProxyType(protectors))
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rewrap": ("featurelock.middleware.cli_crypt", "re-encrypt envelopes under the keyset's current primary key"),
     "bench": ("featurelock.middleware.bench", "measure encryption throughput and latency of every scheme"),
     "train": ("featurelock.models.train_cli", "train the default re-ID model on synthetic pedestrians"),
+    "crafter": ("featurelock.models.crafter.cli", "train Crafter's public prior, inverter and crafting networks"),
     "export": ("featurelock.export.cli", "export a model to TorchScript and ONNX with a parity report"),
     "package": ("featurelock.handlers.package_cli", "build a TorchServe .mar (no keys inside)"),
     "tenants": ("featurelock.handlers.tenants_cli", "add API consumers (tenants): keyset + access token"),

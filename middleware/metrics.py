@@ -4,6 +4,7 @@
         stage: decode      per request: parse the body and decode the image
                preprocess  per batch: stack, resize/normalise into the model's input tensor
                inference   per batch: the forward pass
+               craft       per batch: the crafting network of a `scheme: crafter` model
                encrypt     per request: FeatureProtector.protect (cipher + binary envelope)
                serialise   per request: the response body (JSON envelope / JSON floats; the
                            binary envelope is already bytes)
@@ -52,7 +53,7 @@ __all__ = [
 BUCKETS: tuple[float, ...] = tuple(
     round(m * 10.0 ** e, 12) for e in range(-6, 1) for m in (1.0, 2.5, 5.0)) + (10.0,)
 
-STAGES = ("decode", "preprocess", "inference", "encrypt", "serialise", "handler")
+STAGES = ("decode", "preprocess", "inference", "craft", "encrypt", "serialise", "handler")
 OUTCOMES = ("ok", "bad_input", "unauthenticated", "encrypt_failed", "internal_error")
 
 

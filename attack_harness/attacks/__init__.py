@@ -11,7 +11,7 @@ import pkgutil
 
 from ..attack import ATTACKS, Attack
 
-__all__ = ["ATTACKS", "attack_names", "attack_class"]
+__all__ = ["ATTACKS", "attack_names", "attack_class", "default_attacks"]
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     importlib.import_module(f".{_module}", __name__)
@@ -23,6 +23,12 @@ _ORDER = ("equality", "key-recovery", "linkability", "attributes", "reconstructi
 def attack_names() -> tuple[str, ...]:
     known = [n for n in _ORDER if n in ATTACKS]
     return (*known, *sorted(set(ATTACKS) - set(known)))
+
+
+def default_attacks(readable: bool = False) -> tuple[str, ...]:
+    """The attacks a scan runs unless told otherwise; `readable`: it has a crafter target."""
+    return tuple(n for n in attack_names()
+                 if ATTACKS[n].default_when == "always" or readable)
 
 
 def attack_class(name: str) -> type[Attack]:

@@ -19,6 +19,7 @@ class AttributeInference(Attack):
     name = "attributes"
     holds = "its own queries' responses with its images' attribute labels; the leaked outputs"
     columns = ("attributes",)
+    utility_if_readable = True  # against Crafter: the attributes it must keep readable
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
+from ..readable import is_readable
 from ..reconstruction import identity_leakage, reconstruction_attack
 from ..representations import ORDERED
 
@@ -51,4 +52,7 @@ class ImageReconstruction(Attack):
                                         summary=True, margin=margin))
             details[rep] = {k: rec[k] for k in ("ssim", "ssim_baseline", "psnr", "psnr_baseline",
                                                 "decoder") if k in rec}
+        if is_readable(view.scheme):  # its decoder learned from the defence's own answers
+            details["role"] = ("the ADAPTIVE attacker: decoder fitted on the crafted answers "
+                               "to its own queries")
         return Outcome(findings, details, images)

@@ -1,0 +1,43 @@
+"""The basic black-box decoder: trained on PLAIN public pairs, applied to the leaked outputs.
+
+Threat model: the insider with the model file (it embeds its own images in plaintext, no
+queries needed) and the victims' leaked outputs. This is the non-adaptive attacker of the
+Crafter paper: a decoder fitted to (Enc(x), x) pairs, which a defence that perturbs features
+can fool. The `reconstruction` attack, which fits its decoder on the endpoint's own answers to
+its queries, is the ADAPTIVE one. On plaintext both see the same features, so the adaptive
+attacker must do at least as well there (a test checks it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..attack import Attack, Outcome, TargetView, register
+from ..linear import KernelRidgeCV
+from ..prior_inversion import identity_finding
+from ..reconstruction import reconstruction_attack
+
+
+@register
+class BasicDecoder(Attack):
+    name = "basic-decoder"
+    holds = "the model file (plain features of its own images); the leaked outputs"
+    columns = ("identity",)
+    default_when = "readable"
+
+    def run(self, view: TargetView) -> Outcome:
+        cfg, data = self.config, view.data
+        x_vic = view.reading("float")[1]
+        plain = view.aux_plain
+        if x_vic.shape[1] != plain.shape[1]:  # e.g. ciphertext words: nothing to decode
+            return Outcome(details={"skipped": "leaked outputs are not model-sized features"})
+        x_train = KernelRidgeCV(plain, data.aux_ids, cfg.attribute.folds, cfg.attribute.clip,
+                                cfg.seed) if cfg.decoder.kind == "ridge" else plain
+        rec = reconstruction_attack(x_train, data.aux_images, data.aux_ids, x_vic,
+                                    data.victim_images, data.victim_ids, cfg.decoder, cfg.seed,
+                                    cfg.confidence, cfg.n_boot)
+        recon = rec.get("identity_reconstructions", rec["reconstructions"])
+        found = identity_finding(view, recon, "rank-1 (basic decoder)", "float")
+        grid = np.flatnonzero(data.victim_is_query)[:cfg.grid]
+        return Outcome([found] if found else [], {"ssim_gain": rec["ssim_gain"]["score"].estimate},
+                       {"basic decoder (plain pairs)": rec["reconstructions"][grid]})

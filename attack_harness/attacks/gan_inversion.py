@@ -1,0 +1,39 @@
+"""White-box GAN-prior inversion: the insider with the model file and the public prior.
+
+Threat model: the model file (Enc), a generator G and an amortised inverter trained on
+public people (`featurelock crafter train`; never the victims), and the victims' leaked
+outputs. Each leaked feature is inverted to z* = argmin ||F - Enc(G(z))||^2 and G(z*) is
+scored by identity. Outputs that are not model-sized features (ciphertext) are skipped:
+there is nothing to invert. Needs the prior file (ScanConfig.crafter_prior or the packaged
+one); without it the attack reports that it did not run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..attack import Attack, Outcome, TargetView, register
+from ..prior_inversion import identity_finding, load_attacker_prior, prior_inversion
+
+
+@register
+class GanInversion(Attack):
+    name = "gan-inversion"
+    holds = "the model file, the public GAN prior and its inverter; the leaked outputs"
+    columns = ("identity",)
+    default_when = "readable"
+
+    def run(self, view: TargetView) -> Outcome:
+        cfg, data = self.config, view.data
+        prior = load_attacker_prior(getattr(cfg, "crafter_prior", None))
+        if prior is None or not hasattr(view.evaluator, "torch_forward"):
+            return Outcome(details={"skipped": "no GAN prior file (featurelock crafter train)"})
+        x_vic = view.reading("float")[1]
+        if x_vic.shape[1] != view.victim_plain.shape[1]:
+            return Outcome(details={"skipped": "leaked outputs are not model-sized features"})
+        G, inv = prior
+        recon = prior_inversion(G, inv, view.evaluator.torch_forward, x_vic,
+                                data.victim_images.shape[1:3], getattr(cfg, "inversion_steps", 20))
+        found = identity_finding(view, recon, "rank-1 (GAN inversion)", "float")
+        grid = np.flatnonzero(data.victim_is_query)[:cfg.grid]
+        return Outcome([found] if found else [], {}, {"GAN-prior inversion": recon[grid]})
