@@ -1,7 +1,8 @@
 """End-to-end: a real TorchServe on 127.0.0.1 serving every scheme, TorchScript and ONNX.
 
-One server per module (11 models). Exactness: a request served alone runs at batch 1 with the
-same file, decoder and preprocessing as the local reference, so features must be BIT-EXACT.
+One server per module (12 models: every scheme, plaintext and crafter). Exactness: a request
+served alone runs at batch 1 with the same file, decoder and preprocessing as the local
+reference, so features must be BIT-EXACT.
 When concurrent requests are batched, the conv kernels see a different batch size and may
 reorder float sums: there we assert max |diff| <= 1e-5 on unit vectors (and that every
 response is closest to its own image's reference).
@@ -13,11 +14,13 @@ import json
 import re
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import featurelock.models
 from featurelock.handlers.client import EndpointClient
 from featurelock.handlers.packaging import build_mar, check_no_keys, resolve_model
 from featurelock.handlers.server import TorchServeProcess
@@ -33,6 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 BACKENDS = ("torchscript", "onnx")
 SHORT = {"torchscript": "ts", "onnx": "onnx"}
 BATCH_TOL = 1e-5
+CRAFTNET = Path(featurelock.models.__file__).parent / "weights" / "crafter" / "craft-beta0.3.pt"
 
 
 def reg_env(scheme: str) -> str:
@@ -79,6 +83,11 @@ def stack(tmp_path_factory):
     torch.jit.save(torch.jit.trace(Half(), torch.zeros(1, 3, 128, 64)), str(fp16))
     build_mar(resolve_model(fp16, profile="reid-compact"), "shufflebits", "ts-fp16-shufflebits",
               "1", store, serving={"key_registry_env": reg_env("shufflebits")})
+    # Crafter: readable crafted features, the committed CraftNet travelling in the .mar.
+    s.craftnet = CRAFTNET
+    build_mar(resolve_model(root / "export", "torchscript"), "crafter", "ts-crafter", "1", store,
+              serving={"key_registry_env": reg_env("aes-256-gcm"), "crafter_file": str(CRAFTNET),
+                       "beta": 0.3})
     s.store = store
     s.images = pedestrian_pngs(16)
     with TorchServeProcess(store, env=env, startup_timeout=240) as ts:
@@ -117,6 +126,23 @@ def test_plaintext_mode_returns_raw_features(stack, backend):
     assert doc["shape"] == list(got.shape)
     np.testing.assert_array_equal(got, stack.refs[backend]([stack.images[0]]))
     assert "plaintext" in stack.ts.logs().lower()  # the WARNING at initialize
+
+
+def test_crafter_serves_crafted_marked_features_and_still_authenticates(stack):
+    from featurelock.models.crafter.files import load_craftnet
+
+    c = client(stack, "ts-crafter")
+    r = c.embed(stack.images[0])
+    assert r.status == 200 and r.content_type.startswith("application/json")
+    doc = r.json()
+    assert doc["scheme"] == "crafter" and doc["beta"] == 0.3
+    got = np.asarray(doc["features"], dtype=np.float32)
+    plain = stack.refs["torchscript"]([stack.images[0]])
+    with torch.inference_mode():
+        expected = load_craftnet(stack.craftnet)(torch.from_numpy(plain)).numpy()
+    assert got.shape == plain.shape and np.abs(got - expected).max() <= BATCH_TOL
+    assert np.abs(got - plain).max() > 100 * BATCH_TOL  # crafted, not the plaintext
+    assert client(stack, "ts-crafter", token="wrong-token").embed(stack.images[0]).status == 403
 
 
 def test_json_request_and_json_envelope(stack):
