@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import load_vectors
+from vector_files import load_vectors
 
 from featurelock.middleware import (SCHEMES, Context, DecryptionError, EncryptionError, Envelope,
                                     FeatureProtector, FeatureReader, Keyset)

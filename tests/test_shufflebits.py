@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import load_vectors
+from vector_files import load_vectors
 from reference_shufflebits import encrypt_words, seed_permutation
 
 from featurelock.middleware import ShuffleBits

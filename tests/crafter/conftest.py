@@ -10,11 +10,21 @@ from featurelock.models.crafter import Generator, Inverter, train_inverter
 from featurelock.models.crafter.inverter import InverterConfig
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Tests here pin torch to one thread (determinism, as the CLI does); later tests get the
+    machine's threads back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="package")
 def tiny():
     """(G, enc, inverter, f0): a width-16 G, the pixel embedder as Enc, an inverter trained
     60 steps, and 8 features of out-of-prior latents (4 sigma) to craft."""
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same float sums on any machine; restored for later tests
     torch.manual_seed(0)
     G = Generator(width=16)
     with torch.no_grad():  # batch-norm statistics of its own outputs: varied images, untrained
@@ -27,4 +37,5 @@ def tiny():
     inv = train_inverter(G, enc, 64, InverterConfig(steps=60, batch=32), seed=0)
     with torch.no_grad():
         f0 = enc(G(torch.randn(8, G.latent, generator=torch.Generator().manual_seed(5)) * 4))
-    return G, enc, inv, f0
+    yield G, enc, inv, f0
+    torch.set_num_threads(threads)
