@@ -117,6 +117,12 @@ class Attack(ABC):
     per_reading: ClassVar[bool] = False  # runs once per reading in the scan's config
     extra_queries: ClassVar[int] = 0  # queries reserved from the budget for `probe`
     gated: ClassVar[bool] = True  # False: reported, never part of a verdict
+    # What it attacks: "features" (a TargetView; the feature scan) or "disguise" (a
+    # DisguiseView of disguised input images; disguise_scan.py).
+    target: ClassVar[str] = "features"
+    # Disguise attacks only: the control disguise where the attack must succeed ("plain",
+    # "rmt-noiseless", "shuffle"), so that "resists" means something.
+    control: ClassVar[str] = ""
 
     def __init__(self, config: Any) -> None:
         self.config = config
