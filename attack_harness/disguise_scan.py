@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from featurelock.middleware import Keyset
-from featurelock.middleware.disguise import DisguiseSpec
+from featurelock.middleware.disguise import Disguiser, DisguiseSpec
 
 from .attack import ATTACKS, Finding
 from .disguise_attacks import disguise_attack_names
@@ -105,8 +105,8 @@ class _Views:
     """One view per disguise spec, each under its own fresh key, built once."""
 
     def __init__(self, data: DisguiseData, config: DisguiseScanConfig, plain_model: Any,
-                 disguised_models: Mapping[str, Any]) -> None:
-        self.data, self.config = data, config
+                 disguised_models: Mapping[str, Any], disguisers: Mapping[str, Disguiser]) -> None:
+        self.data, self.config, self.disguisers = data, config, disguisers
         self.plain_model, self.disguised_models = plain_model, disguised_models
         self._views: dict[str, DisguiseView] = {}
 
@@ -121,7 +121,9 @@ class _Views:
                 truth = np.arange(d.victims.shape[1] // self.config.block *
                                   (d.victims.shape[2] // self.config.block))
             else:
-                disguiser = Keyset.generate("disguise").disguiser(spec)
+                disguiser = self.disguisers.get(name or "")
+                if disguiser is None or disguiser.spec != spec:
+                    disguiser = Keyset.generate("disguise").disguiser(spec)
                 oracle = disguiser.disguise
                 model = self.disguised_models.get(name or label)
                 # The secret permutation (source of each disguised position), read here to
@@ -137,9 +139,11 @@ class _Views:
 def run_disguise_scan(targets: Mapping[str, DisguiseSpec], config: DisguiseScanConfig,
                       data: DisguiseData, plain_model: Any = None,
                       disguised_models: Mapping[str, Any] | None = None,
-                      log=print) -> dict:
-    """{target: {"spec", "columns": {column: verdict}, "attacks": {...}, "images"}}."""
-    views = _Views(data, config, plain_model, disguised_models or {})
+                      disguisers: Mapping[str, Disguiser] | None = None, log=print) -> dict:
+    """{target: {"spec", "columns": {column: verdict}, "attacks": {...}, "images"}}.
+    `disguised_models[target]` was trained by the server on images disguised by
+    `disguisers[target]` (the same key); without one a target gets a fresh key."""
+    views = _Views(data, config, plain_model, disguised_models or {}, disguisers or {})
     attacks = [ATTACKS[name](config) for name in config.attacks]
     result: dict[str, Any] = {"config": _jsonable(asdict(config)), "targets": {}}
     control_cache: dict[tuple[str, str], Any] = {}

@@ -13,6 +13,8 @@
       kek_env: FEATURELOCK_KEK                     # env var holding the KEK URI
       max_body_bytes: 8388608
       max_pixels: 16000000
+      disguise: {spec: {...}, key_fingerprint: "dk:..."}   # only for a model trained on
+                                     # disguised images: PNG inputs only; never the key itself
 
 Keys are never part of this section nor of the .mar: the worker finds them through the
 environment at start.
@@ -50,6 +52,7 @@ class ServingConfig:
     kek_env: str = DEFAULT_KEK_ENV
     max_body_bytes: int = DEFAULT_MAX_BODY
     max_pixels: int = DEFAULT_MAX_PIXELS
+    disguise: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.scheme != PLAINTEXT and self.scheme not in SCHEMES:
@@ -65,6 +68,29 @@ class ServingConfig:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ServerConfigError(f"featurelock.{name} must be a positive integer")
+        if self.disguise is not None:
+            self._check_disguise()
+
+    def _check_disguise(self) -> None:
+        from featurelock.middleware.disguise import DisguiseSpec
+
+        d = self.disguise
+        if not isinstance(d, dict) or set(d) != {"spec", "key_fingerprint"}:
+            raise ServerConfigError("featurelock.disguise must hold exactly spec and "
+                                    "key_fingerprint (never the key)")
+        fp = d["key_fingerprint"]
+        if not isinstance(fp, str) or not fp.startswith("dk:") or len(fp) != 19:
+            raise ServerConfigError("featurelock.disguise.key_fingerprint must be a dk:... "
+                                    "fingerprint")
+        try:
+            spec = DisguiseSpec.from_dict(d["spec"] if isinstance(d["spec"], dict) else {})
+        except (TypeError, ValueError) as exc:
+            raise ServerConfigError(f"featurelock.disguise.spec: {exc}") from None
+        profile = self.profile or {}
+        if (spec.height, spec.width, spec.channels) != (profile.get("height"),
+                                                        profile.get("width"), 3):
+            raise ServerConfigError("featurelock.disguise.spec must match the input profile's "
+                                    "height and width, 3 channels")
 
     @property
     def plaintext(self) -> bool:

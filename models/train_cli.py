@@ -1,14 +1,47 @@
-"""`featurelock train`: train the default re-ID model on synthetic pedestrians and save it."""
+"""`featurelock train`: train the default re-ID model on synthetic pedestrians and save it.
+
+`--disguise VARIANT --keyset FILE` (Disguised-Nets) trains on images disguised with the data
+owner's disguise key and writes `<weights>.disguise.json` beside the weights: the spec, the key
+id and the key's non-secret fingerprint, so a client with another key gets an error
+(`check_disguise_metadata`) instead of garbage. The key itself is never written.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from featurelock.middleware import _cli_common as keyset_cli
+from featurelock.middleware.cli_disguise import add_spec_options, spec_from_args
+from featurelock.middleware.disguise import Disguiser
+from featurelock.middleware.errors import DisguiseError
 
 from .train import TrainConfig, save_weights, train_reid
 from .zoo import DEFAULT_WEIGHTS
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "run", "disguise_metadata_path", "check_disguise_metadata"]
+
+
+def disguise_metadata_path(weights: str | Path) -> Path:
+    return Path(f"{weights}.disguise.json")
+
+
+def check_disguise_metadata(weights: str | Path, disguiser: Disguiser | None) -> dict | None:
+    """DisguiseError unless the client's disguiser is the one the model was trained under
+    (same key fingerprint and spec), or both are plain. Returns the metadata."""
+    path = disguise_metadata_path(weights)
+    meta = json.loads(path.read_text()) if path.is_file() else None
+    if meta is None and disguiser is None:
+        return None
+    if meta is None or disguiser is None:
+        raise DisguiseError("the model was trained on " + ("plain" if meta is None else "disguised")
+                            + " images; the client sends the other kind")
+    if meta["key_fingerprint"] != disguiser.fingerprint or meta["spec"] != disguiser.spec.to_dict():
+        raise DisguiseError(f"the model was trained under disguise key {meta['key_fingerprint']}"
+                            f" ({meta['spec']['variant']}, block {meta['spec']['block']}); the "
+                            f"client's is {disguiser.fingerprint}")
+    return meta
 
 
 def _at_least(minimum: int):
@@ -33,17 +66,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                         help="stop early after this many seconds")
     parser.add_argument("--metrics-json", default=None, help="also write the metrics here")
+    parser.add_argument("--disguise", action="store_true",
+                        help="train on images disguised with the keyset's primary disguise key "
+                             "(needs --keyset; spec options below)")
+    add_spec_options(parser)
+    keyset_cli.add_keyset_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(seed=args.seed, steps=args.steps, n_train_ids=args.train_ids,
                          n_test_ids=args.test_ids, images_per_id=args.images_per_id,
                          lr=args.lr, time_limit_s=args.time_limit)
-    result = train_reid(config)
+    disguiser, key_id = None, None
+    if args.disguise:
+        keyset = keyset_cli.load(args)
+        disguiser, key_id = keyset.disguiser(spec_from_args(args)), keyset.primary_id
+    elif args.keyset or args.registry:
+        raise ValueError("--keyset is for --disguise only")
+    result = train_reid(config, disguise=disguiser.disguise if disguiser else None)
     path = save_weights(result.model, args.out)
     summary = {"weights": str(path), "steps": result.steps_done,
                "seconds": round(result.seconds, 1), "seed": config.seed,
                "trained": result.metrics, "untrained": result.baseline}
+    meta_path = disguise_metadata_path(path)
+    if disguiser is not None:
+        meta = {"spec": disguiser.spec.to_dict(), "key_id": key_id,
+                "key_fingerprint": disguiser.fingerprint}
+        meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        summary["disguise"] = meta
+    elif meta_path.exists():
+        meta_path.unlink()  # plain weights replaced disguised ones: the old metadata is wrong
     print(f"saved {path}  rank-1 {result.metrics['rank1']:.3f}  mAP {result.metrics['mAP']:.3f}  "
           f"(untrained: rank-1 {result.baseline['rank1']:.3f}  mAP {result.baseline['mAP']:.3f})")
     if args.metrics_json:

@@ -53,7 +53,7 @@ def fit_inverse(x: np.ndarray, y: np.ndarray, source: np.ndarray, pooled: bool) 
 
 def apply_inverse(y: np.ndarray, w: np.ndarray, source: np.ndarray) -> np.ndarray:
     """Disguised blocks (N, P, d) -> plain blocks (N, P, d) at their source positions."""
-    rec = np.einsum("npi,pij->npj", _design(y), w)
+    rec = np.matmul(_design(y).transpose(1, 0, 2), w).transpose(1, 0, 2)
     out = np.empty_like(rec)
     out[:, source] = rec
     return out

@@ -1,0 +1,37 @@
+"""`featurelock keys create --scheme disguise`, `featurelock disguise` a folder and back."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from featurelock.middleware.cli import main
+from featurelock.models.synthetic import make_pedestrians
+
+
+def test_disguise_a_folder_and_back(tmp_path, capsys):
+    keyset = tmp_path / "owner.keyset.json"
+    kek = f"file:{tmp_path / 'kek'}"
+    assert main(["keys", "new-kek", "--kek", kek]) == 0
+    assert main(["keys", "create", "--scheme", "disguise", "--keyset", str(keyset),
+                 "--kek", kek]) == 0
+    src = tmp_path / "in"
+    src.mkdir()
+    images = make_pedestrians(3, 3, seed=1).images
+    for i, im in enumerate(images):
+        Image.fromarray(im).save(src / f"p{i}.png")
+    opts = ["--keyset", str(keyset), "--kek", kek, "--variant", "aes", "--block", "8"]
+    assert main(["disguise", *opts, str(src), str(tmp_path / "d")]) == 0
+    assert main(["disguise", *opts, "--undisguise", str(tmp_path / "d"), str(tmp_path / "b")]) == 0
+    for i, im in enumerate(images):
+        disguised = np.asarray(Image.open(tmp_path / "d" / f"p{i}.png"))
+        assert not np.array_equal(disguised, im)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "b" / f"p{i}.png")), im)
+    capsys.readouterr()
+    # Feature encryption refuses the disguise keyset, with one line and status 1.
+    np.save(tmp_path / "f.npy", np.ones((1, 4), np.float32))
+    assert main(["encrypt", "--keyset", str(keyset), "--kek", kek, str(tmp_path / "f.npy"),
+                 str(tmp_path / "f.env")]) == 1
+    assert "cannot encrypt" in capsys.readouterr().err
+    assert not (tmp_path / "f.env").exists()
+    assert keyset.read_bytes().count(b"material") == 0  # wrapped under the KEK, not cleartext
