@@ -27,7 +27,7 @@ from featurelock.middleware import DisguiseSpec, Keyset
 from .disguise_scan import (DisguiseScanConfig, disguise_data, disguise_table, run_disguise_scan,
                             write_disguise_report)
 
-__all__ = ["DEFAULT_SPEC", "reid_utility", "digits_utility", "main"]
+__all__ = ["DEFAULT_SPEC", "reid_utility", "digits_utility", "train_digits", "main"]
 
 # The default setting: per-position projections on 8x8 blocks with a little noise.
 DEFAULT_SPEC = DisguiseSpec(128, 64, 3, 8, "rmt", noise=0.05)
@@ -88,27 +88,37 @@ def reid_utility(steps: int, settings=REID_SETTINGS, log=print) -> tuple[list[di
     return rows, models
 
 
-def digits_utility(epochs: int = 30, seed: int = 0, settings=DIGITS_SETTINGS,
-                   log=print) -> list[dict]:
-    """LeNet accuracy on held-out digits, plain vs disguised; plus what a keyless client gets
-    from the disguised model with plain digits (class membership, chance 0.1)."""
+def train_digits(disguise=None, epochs: int = 30, seed: int = 0):
+    """The digits LeNet trained on (optionally disguised) sklearn digits at 28x28, half for
+    training, half held out. Returns (model, held-out accuracy, accuracy on PLAIN held-out
+    digits: what a client without the key gets from a disguised model)."""
     from .digits import LeNet, _train_classifier, load_digits28
 
     x, y = load_digits28(seed)
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(x)))
     train, test = order[: len(x) // 2], order[len(x) // 2:]
-    as_u8 = (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-    to_t = lambda a: torch.from_numpy(a.astype(np.float32) / 255).permute(0, 3, 1, 2)  # noqa: E731
+    xs = x
+    if disguise is not None:
+        as_u8 = (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        xs = torch.from_numpy(disguise(as_u8).astype(np.float32) / 255).permute(0, 3, 1, 2)
+    torch.manual_seed(seed)
+    model = LeNet()
+    _train_classifier(model, xs[train], y[train], epochs, seed)
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(xs[test]).argmax(1) == y[test]).float().mean())
+        keyless = float((model(x[test]).argmax(1) == y[test]).float().mean())
+    return model, acc, keyless
+
+
+def digits_utility(epochs: int = 30, seed: int = 0, settings=DIGITS_SETTINGS,
+                   log=print) -> list[dict]:
+    """LeNet accuracy on held-out digits, plain vs disguised; plus what a keyless client gets
+    from the disguised model with plain digits (class membership, chance 0.1)."""
     rows = []
     for name, spec in settings.items():
-        xs = x if spec is None else to_t(Keyset.generate("disguise").disguiser(spec).disguise(as_u8))
-        torch.manual_seed(seed)
-        model = LeNet()
-        _train_classifier(model, xs[train], y[train], epochs, seed)
-        model.eval()
-        with torch.no_grad():
-            acc = float((model(xs[test]).argmax(1) == y[test]).float().mean())
-            keyless = float((model(x[test]).argmax(1) == y[test]).float().mean())
+        disguise = None if spec is None else Keyset.generate("disguise").disguiser(spec).disguise
+        _, acc, keyless = train_digits(disguise, epochs, seed)
         rows.append({"setting": name, "spec": spec.to_dict() if spec else None,
                      "accuracy": round(acc, 4), "plain_inputs_accuracy": round(keyless, 4)})
         log(f"digits utility: {name}: accuracy {acc:.3f} (plain inputs: {keyless:.3f})")

@@ -35,3 +35,26 @@ def test_disguise_a_folder_and_back(tmp_path, capsys):
     assert "cannot encrypt" in capsys.readouterr().err
     assert not (tmp_path / "f.env").exists()
     assert keyset.read_bytes().count(b"material") == 0  # wrapped under the KEK, not cleartext
+
+
+def test_train_the_digits_lenet_on_disguised_digits(tmp_path, capsys):
+    import json
+
+    from featurelock.middleware import Keyset
+    from featurelock.middleware.storage import save_keyset
+    from featurelock.models.model_files import load_state_dict
+
+    keyset = Keyset.generate("disguise")
+    path = tmp_path / "owner.keyset.json"
+    save_keyset(path, keyset, None, "default", insecure_cleartext=True)
+    out = tmp_path / "lenet.pt"
+    assert main(["train", "--digits", "--disguise", "--variant", "rmt", "--block", "4",
+                 "--epochs", "10", "--keyset", str(path), "--insecure-cleartext", "--out", str(out),
+                 "--metrics-json", str(tmp_path / "m.json")]) == 0
+    summary = json.loads((tmp_path / "m.json").read_text())
+    meta = json.loads(out.with_name("lenet.pt.disguise.json").read_text())
+    assert meta["key_id"] == keyset.primary_id and meta["spec"]["channels"] == 1
+    assert summary["accuracy"] > 0.6 > 0.3 > summary["plain_inputs_accuracy"]  # chance 0.1
+    assert "conv1.weight" in load_state_dict(out)
+    assert keyset._keys[keyset.primary_id].material.hex() not in out.with_name(
+        "lenet.pt.disguise.json").read_text()
