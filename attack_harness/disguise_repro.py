@@ -155,6 +155,7 @@ def main(argv=None) -> int:
     result = run_disguise_scan(targets, DisguiseScanConfig(), data, ZooEvaluator(),
                                disguised_models, disguisers=disguisers)
     paths = write_disguise_report(result, args.out)
+    _summary_picture(result, args.out / "picture.png")
     print(disguise_table(result))
     for name, entry in result["targets"].items():
         kp = entry["attacks"].get("known-plaintext", {}).get("details", {})
@@ -165,6 +166,25 @@ def main(argv=None) -> int:
         print(utility_table(utility))
     print(f"reports in {paths['html'].parent} ({time.monotonic() - started:.0f}s)")
     return 0
+
+
+def _summary_picture(result: dict, path: Path) -> None:
+    """README's picture: the original, then per variant its disguise and each attack's
+    reconstruction (rows listed in picture.txt)."""
+    from PIL import Image
+
+    from .disguise_scan import stack_rows
+
+    rows, labels = [], []
+    for name, entry in result["targets"].items():
+        images = entry["images"]
+        if not rows:
+            rows.append(images["victims"]), labels.append("original")
+        for label, imgs in images.items():
+            if label != "victims" and not label.endswith("(pooled)"):
+                rows.append(imgs), labels.append(f"{name}: {label}")
+    Image.fromarray(stack_rows(rows)).save(path)
+    path.with_suffix(".txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
 
 
 def utility_table(utility: dict) -> str:

@@ -30,12 +30,13 @@ from featurelock.middleware import Keyset
 from featurelock.middleware.disguise import Disguiser, DisguiseSpec
 
 from .attack import ATTACKS, Finding
+from .attributes import jsonable
 from .disguise_attacks import disguise_attack_names
 from .disguise_view import DisguiseView
 from .report import image_grid
 
 __all__ = ["DisguiseScanConfig", "DisguiseData", "disguise_data", "run_disguise_scan",
-           "write_disguise_report", "control_spec", "disguise_table", "picture"]
+           "write_disguise_report", "control_spec", "disguise_table", "picture", "stack_rows"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def run_disguise_scan(targets: Mapping[str, DisguiseSpec], config: DisguiseScanC
     `disguisers[target]` (the same key); without one a target gets a fresh key."""
     views = _Views(data, config, plain_model, disguised_models or {}, disguisers or {})
     attacks = [ATTACKS[name](config) for name in config.attacks]
-    result: dict[str, Any] = {"config": _jsonable(asdict(config)), "targets": {}}
+    result: dict[str, Any] = {"config": jsonable(asdict(config)), "targets": {}}
     control_cache: dict[tuple[str, str], Any] = {}
     for name, spec in targets.items():
         view = views.get(spec, name)
@@ -202,16 +203,6 @@ def _verdict(findings: list[Finding], control: list[Finding], column: str,
     return {"status": status, "best": best, "control_best": ctrl}
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 def disguise_table(result: dict) -> str:
     """Plain-text verdicts: one line per target and column, beside control and chance."""
     lines = [f"{'target':<22} {'column':<17} {'score [low]':<16} {'chance':>7}  "
@@ -229,8 +220,12 @@ def disguise_table(result: dict) -> str:
 def picture(result: dict, target: str) -> np.ndarray:
     """One PNG-able grid for `target`: rows original, disguised, each attack's reconstruction
     (row order as in report.json "picture_rows"), 2-pixel white gaps."""
-    rows = [r for r in result["targets"][target]["images"].values()]
-    rows = [np.asarray(r) for r in rows if len(r)]
+    return stack_rows([np.asarray(r) for r in result["targets"][target]["images"].values()])
+
+
+def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows of (k, H, W, C) uint8 images as one (H', W', 3) image, 2-pixel white gaps."""
+    rows = [r for r in rows if len(r)]
     h, w = rows[0].shape[1:3]
     n = max(len(r) for r in rows)
     out = np.full((len(rows) * (h + 2), n * (w + 2), 3), 255, np.uint8)
@@ -260,7 +255,10 @@ def write_disguise_report(result: dict, out_dir: str | Path) -> dict[str, Path]:
         doc["targets"][name]["picture"] = path.name
         doc["targets"][name]["picture_rows"] = list(images)
         body.append(f"<h2>{html.escape(name)}</h2>{image_grid(images)}")
-    (out / "report.json").write_text(json.dumps(_jsonable(doc), indent=1), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(jsonable(doc), indent=1), encoding="utf-8")
+    np.savez_compressed(out / "images.npz", **{f"{t}|{row}": np.asarray(v)
+                                               for t, e in result["targets"].items()
+                                               for row, v in e["images"].items()})
     (out / "report.html").write_text("<!doctype html><meta charset='utf-8'><title>disguise "
                                      "scan</title>" + "".join(body), encoding="utf-8")
     paths["json"], paths["html"] = out / "report.json", out / "report.html"
