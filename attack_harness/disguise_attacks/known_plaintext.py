@@ -3,8 +3,8 @@
 From k (original, disguised) pairs: (1) match each disguised block position to its source
 position by correlating block energies over the k pairs (an orthogonal projection keeps
 ||x||; noise adds a constant), one-to-one by the Hungarian method; (2) per matched position,
-fit the linear inverse y -> x (with an intercept) by least squares, minimum-norm while k is
-below the block dimension; `pooled` fits one inverse over all positions (exact for a shared
+fit the linear inverse y -> x (with an intercept) by least squares, ridge-regularised by the
+spec's public noise level; `pooled` fits one inverse over all positions (exact for a shared
 projection with few pairs); (3) reconstruct the victims from their disguised images.
 Without noise the fit is exact once k > block dimension; against AES nothing matches.
 
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+
+from featurelock.middleware.disguise import RMT_SCALE
 
 from ..attack import Attack, Finding, Outcome, register
 from ..disguise_view import DisguiseView, assemble, centred_blocks, score_images
@@ -40,15 +42,20 @@ def _design(y: np.ndarray) -> np.ndarray:
     return np.concatenate([y, np.ones((*y.shape[:-1], 1))], axis=-1)
 
 
-def fit_inverse(x: np.ndarray, y: np.ndarray, source: np.ndarray, pooled: bool) -> np.ndarray:
-    """Least-squares inverse maps, (P, d+1, d) indexed by disguised position."""
+def fit_inverse(x: np.ndarray, y: np.ndarray, source: np.ndarray, pooled: bool,
+                noise: float = 0.0) -> np.ndarray:
+    """Least-squares inverse maps, (P, d+1, d) indexed by disguised position. Ridge with
+    lambda = samples x (noise^2 + quantisation^2): the noise in y is known from the public spec,
+    and without it the fit blows up where k nears the block dimension (double descent)."""
     xs = x[:, source]  # plain blocks aligned with disguised positions
+    var = noise ** 2 + 1.0 / (12 * RMT_SCALE ** 2)  # rounding to bytes: uniform, 1/RMT_SCALE wide
     if pooled:
-        a = _design(y).reshape(-1, y.shape[2] + 1)
-        w = np.linalg.lstsq(a, xs.reshape(-1, x.shape[2]), rcond=None)[0]
-        return np.repeat(w[None], y.shape[1], axis=0)
-    a = _design(y).transpose(1, 0, 2)  # (P, k, d+1)
-    return np.linalg.pinv(a) @ xs.transpose(1, 0, 2)
+        a, t = _design(y).reshape(1, -1, y.shape[2] + 1), xs.reshape(1, -1, x.shape[2])
+    else:
+        a, t = _design(y).transpose(1, 0, 2), xs.transpose(1, 0, 2)  # (P, k, d+1)
+    gram = a.transpose(0, 2, 1) @ a + a.shape[1] * var * np.eye(a.shape[2])
+    w = np.linalg.solve(gram, a.transpose(0, 2, 1) @ t)
+    return np.repeat(w, y.shape[1], axis=0) if pooled else w
 
 
 def apply_inverse(y: np.ndarray, w: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -72,13 +79,14 @@ class KnownPlaintext(Attack):
         shape = view.victims.shape[1:]
         y_vic = centred_blocks(view.victims_disguised, view.spec, b)
         findings, curve, images = [], [], {}
+        noise = view.spec.noise if view.spec else 0.0  # public: the spec names it
         for k in cfg.known_pairs:
             plain, disguised = view.known(k)
             x, y = centred_blocks(plain, None, b), centred_blocks(disguised, view.spec, b)
             source = match_positions(x, y)
             for mode in ("per-position", "pooled"):
-                rec = assemble(apply_inverse(y_vic, fit_inverse(x, y, source, mode == "pooled"),
-                                             source), shape, b)
+                w = fit_inverse(x, y, source, mode == "pooled", noise)
+                rec = assemble(apply_inverse(y_vic, w, source), shape, b)
                 scored = score_images(rec, view)
                 curve.append({"k": k, "mode": mode, **scored.to_dict()})
                 findings.append(ssim_finding("known-plaintext", f"k={k} {mode}", scored, view,
