@@ -143,6 +143,7 @@ def main(argv=None) -> int:
     from .reference import ZooEvaluator
 
     targets = {"rmt b8 noise 0.05 (default)": DEFAULT_SPEC,
+               "rmt b8 noise 0": DEFAULT_SPEC.with_(noise=0.0),
                "rmt b8 noise 0.2": DEFAULT_SPEC.with_(noise=0.2),
                "rmt b8 shared": DEFAULT_SPEC.with_(noise=0.0, shared=True),
                "aes b8": DEFAULT_SPEC.with_(variant="aes", noise=0.0),

@@ -43,7 +43,7 @@ __all__ = ["DisguiseScanConfig", "DisguiseData", "disguise_data", "run_disguise_
 class DisguiseScanConfig:
     seed: int = 0
     block: int = 8
-    known_pairs: tuple[int, ...] = (16, 64, 128, 256, 512)
+    known_pairs: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
     chosen: int = 1000  # chosen plaintexts for the learned inverse
     inverse_epochs: int = 20
     confidence: float = 0.95
