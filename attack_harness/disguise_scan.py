@@ -109,11 +109,14 @@ class _Views:
                  disguised_models: Mapping[str, Any], disguisers: Mapping[str, Disguiser]) -> None:
         self.data, self.config, self.disguisers = data, config, disguisers
         self.plain_model, self.disguised_models = plain_model, disguised_models
-        self._views: dict[str, DisguiseView] = {}
+        self._views: dict[tuple[str, str | None], DisguiseView] = {}
 
     def get(self, spec: DisguiseSpec | None, name: str | None = None) -> DisguiseView:
+        """A target's view (`name`), or a control's (no name): never shared, so a target
+        with the same spec as some control still gets its own key and trained model."""
         label = _label(spec)
-        if label not in self._views:
+        cache = (label, name)
+        if cache not in self._views:
             d = self.data
             truth = None
             if spec is None:
@@ -130,11 +133,11 @@ class _Views:
                 # The secret permutation (source of each disguised position), read here to
                 # score the jigsaw only; no attack gets it.
                 truth = disguiser._derived()["inv"]
-            self._views[label] = DisguiseView(
+            self._views[cache] = DisguiseView(
                 label, spec, oracle, d.victims, d.victim_ids, d.victim_cams, oracle(d.victims),
                 d.public, d.public_ids, self.config, self.plain_model, model,
                 true_source=truth)
-        return self._views[label]
+        return self._views[cache]
 
 
 def run_disguise_scan(targets: Mapping[str, DisguiseSpec], config: DisguiseScanConfig,
