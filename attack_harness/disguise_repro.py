@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         kp = entry["attacks"].get("known-plaintext", {}).get("details", {})
         print(f"{name}: SSIM >= 0.5 from k = {kp.get('k_at_ssim_0.5')} known pairs; curve "
               + ", ".join(f"k={c['k']} {c['mode']} {c['ssim']['estimate']:.3f}"
-                          for c in kp.get("curve", [])))
+                          f" (matched {c['positions_matched']})" for c in kp.get("curve", [])))
     if utility:
         print(utility_table(utility))
     print(f"reports in {paths['html'].parent} ({time.monotonic() - started:.0f}s)")

@@ -84,11 +84,14 @@ class KnownPlaintext(Attack):
             plain, disguised = view.known(k)
             x, y = centred_blocks(plain, None, b), centred_blocks(disguised, view.spec, b)
             source = match_positions(x, y)
+            matched = (None if view.true_source is None  # scoring only: the secret permutation
+                       else round(float(np.mean(source == view.true_source)), 4))
             for mode in ("per-position", "pooled"):
                 w = fit_inverse(x, y, source, mode == "pooled", noise)
                 rec = assemble(apply_inverse(y_vic, w, source), shape, b)
                 scored = score_images(rec, view)
-                curve.append({"k": k, "mode": mode, **scored.to_dict()})
+                curve.append({"k": k, "mode": mode, "positions_matched": matched,
+                              **scored.to_dict()})
                 findings.append(ssim_finding("known-plaintext", f"k={k} {mode}", scored, view,
                                              summary=k == max(cfg.known_pairs)))
                 if k == max(cfg.known_pairs):
