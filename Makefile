@@ -65,7 +65,7 @@ scan-budgets: $(STAMP)
 	  --local shufflebits-masked --local aes-256-gcm --budget 1000 --budgets 100,300,1000 \
 	  --victim-ids 80 --fail-if never --report out/scan-budgets
 
-# Disguised-Nets reproduction (about 25 min on 1 core): re-ID rank-1/mAP and digits accuracy
+# Disguised-Nets reproduction (about 16 min on 1 core): re-ID rank-1/mAP and digits accuracy
 # on plain vs disguised images per variant, noise and block size; then every disguise attack
 # at full size beside its control (out/disguise/: utility.json, report.*, picture_*.png).
 disguise: $(STAMP)

@@ -58,3 +58,17 @@ def test_train_the_digits_lenet_on_disguised_digits(tmp_path, capsys):
     assert "conv1.weight" in load_state_dict(out)
     assert keyset._keys[keyset.primary_id].material.hex() not in out.with_name(
         "lenet.pt.disguise.json").read_text()
+
+
+def test_scan_disguise_command_writes_its_report(tmp_path, capsys):
+    import json
+
+    assert main(["scan-disguise", "--noise", "0.05", "--compare", "aes", "--attacks",
+                 "known-plaintext,jigsaw", "--known-pairs", "8,32", "--victim-ids", "6",
+                 "--public-images", "60", "--report", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert "known-plaintext" in table and "jigsaw" in table
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert set(doc["targets"]) == {"rmt (scanned spec)", "aes"}
+    assert doc["targets"]["aes"]["columns"]["known-plaintext"]["status"] in ("resists", "inconclusive")
+    assert list(tmp_path.glob("picture_*.png"))
