@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from pathlib import Path
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -48,7 +49,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import DisguiseError
 
-__all__ = ["DisguiseSpec", "Disguiser", "DisguiseKey", "VARIANTS", "RMT_SCALE"]
+__all__ = ["DisguiseSpec", "Disguiser", "DisguiseKey", "VARIANTS", "RMT_SCALE",
+           "disguise_metadata_path", "check_disguise_metadata", "key_fingerprint"]
 
 VARIANTS = ("rmt", "aes", "shuffle")
 RMT_SCALE = 85.0  # bytes per unit of y: [-1.5, 1.5] -> [0, 255]
@@ -306,3 +308,28 @@ def _cbc(chunks: np.ndarray, key: bytes, iv: np.ndarray, decrypt: bool) -> np.nd
 def key_fingerprint(material: bytes) -> str:
     """A non-secret name for a disguise key (one-way): models record it, clients compare it."""
     return "dk:" + hashlib.sha256(_derive(material, "fingerprint", None)).hexdigest()[:16]
+
+
+def disguise_metadata_path(weights: str | os.PathLike) -> Path:
+    """Where `featurelock train --disguise` records spec, key id and key fingerprint."""
+    return Path(f"{os.fspath(weights)}.disguise.json")
+
+
+def check_disguise_metadata(weights: str | os.PathLike, disguiser: Disguiser | None) -> dict | None:
+    """DisguiseError unless the client's disguiser is the one the model was trained under
+    (same key fingerprint and spec), or both are plain. Returns the metadata. Clients call
+    this before sending: a wrong key gives garbage outputs, never an error, at the server."""
+    path = disguise_metadata_path(weights)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        raise DisguiseError(f"cannot read {path.name}") from None
+    if meta is None and disguiser is None:
+        return None
+    if meta is None or disguiser is None:
+        raise DisguiseError("the model was trained on " + ("plain" if meta is None else "disguised")
+                            + " images; the client sends the other kind")
+    if meta.get("key_fingerprint") != disguiser.fingerprint or meta.get("spec") != disguiser.spec.to_dict():
+        raise DisguiseError(f"the model was trained under disguise key {meta.get('key_fingerprint')}"
+                            f" (spec {meta.get('spec')}); the client's is {disguiser.fingerprint}")
+    return meta

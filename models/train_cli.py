@@ -3,7 +3,7 @@
 `--disguise VARIANT --keyset FILE` (Disguised-Nets) trains on images disguised with the data
 owner's disguise key and writes `<weights>.disguise.json` beside the weights: the spec, the key
 id and the key's non-secret fingerprint, so a client with another key gets an error
-(`check_disguise_metadata`) instead of garbage. The key itself is never written.
+(`featurelock.middleware.disguise.check_disguise_metadata`) instead of garbage. The key itself is never written.
 """
 
 from __future__ import annotations
@@ -14,34 +14,12 @@ from pathlib import Path
 
 from featurelock.middleware import _cli_common as keyset_cli
 from featurelock.middleware.cli_disguise import add_spec_options, spec_from_args
-from featurelock.middleware.disguise import Disguiser
-from featurelock.middleware.errors import DisguiseError
+from featurelock.middleware.disguise import Disguiser, disguise_metadata_path
 
 from .train import TrainConfig, save_weights, train_reid
 from .zoo import DEFAULT_WEIGHTS
 
-__all__ = ["configure", "run", "disguise_metadata_path", "check_disguise_metadata"]
-
-
-def disguise_metadata_path(weights: str | Path) -> Path:
-    return Path(f"{weights}.disguise.json")
-
-
-def check_disguise_metadata(weights: str | Path, disguiser: Disguiser | None) -> dict | None:
-    """DisguiseError unless the client's disguiser is the one the model was trained under
-    (same key fingerprint and spec), or both are plain. Returns the metadata."""
-    path = disguise_metadata_path(weights)
-    meta = json.loads(path.read_text()) if path.is_file() else None
-    if meta is None and disguiser is None:
-        return None
-    if meta is None or disguiser is None:
-        raise DisguiseError("the model was trained on " + ("plain" if meta is None else "disguised")
-                            + " images; the client sends the other kind")
-    if meta["key_fingerprint"] != disguiser.fingerprint or meta["spec"] != disguiser.spec.to_dict():
-        raise DisguiseError(f"the model was trained under disguise key {meta['key_fingerprint']}"
-                            f" ({meta['spec']['variant']}, block {meta['spec']['block']}); the "
-                            f"client's is {disguiser.fingerprint}")
-    return meta
+__all__ = ["configure", "run"]
 
 
 def _at_least(minimum: int):

@@ -20,8 +20,8 @@ from featurelock.middleware.errors import DisguiseError
 from featurelock.models.imaging import preprocess
 from featurelock.models.profiles import REID_128x64
 from featurelock.models.synthetic import make_pedestrians
-from featurelock.models.train_cli import check_disguise_metadata, disguise_metadata_path
-from featurelock.middleware.disguise import DisguiseSpec
+from featurelock.middleware.disguise import (DisguiseSpec, check_disguise_metadata,
+                                             disguise_metadata_path)
 
 SPEC = DisguiseSpec(128, 64, 3, 8, "rmt", noise=0.05)
 
