@@ -122,6 +122,12 @@ class Attack(ABC):
     # "readable": run by default only when the scan has a readable (crafter) target; they cost
     # seconds per target and find nothing in ciphertext (name them in --attacks to force)
     default_when: ClassVar[str] = "always"
+    # What it attacks: "features" (a TargetView; the feature scan) or "disguise" (a
+    # DisguiseView of disguised input images; disguise_scan.py).
+    target: ClassVar[str] = "features"
+    # Disguise attacks only: the control disguise where the attack must succeed ("plain",
+    # "rmt-noiseless", "shuffle"), so that "resists" means something.
+    control: ClassVar[str] = ""
 
     def __init__(self, config: Any) -> None:
         self.config = config

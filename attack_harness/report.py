@@ -18,7 +18,7 @@ import numpy as np
 from .scan import ScanResult
 from .tradeoff import tradeoff_html
 
-__all__ = ["write_reports", "summary_table", "png_data_uri", "curve_png"]
+__all__ = ["write_reports", "summary_table", "png_data_uri", "curve_png", "image_grid"]
 
 _LABEL = {"attributes": "attributes (mean bal. acc.)", "identity": "identity (rank-1)",
           "ssim_gain": "SSIM gain", "psnr_gain": "PSNR gain (dB)",
@@ -170,6 +170,11 @@ def _tests_table(result: ScanResult, name: str) -> str:
     return ("<details><summary>every test</summary><table><tr><th>column</th><th>test</th>"
             "<th>reading</th><th>score</th><th>95% CI</th><th>chance</th><th>detectable</th>"
             "<th></th></tr>" + "".join(rows) + "</table></details>")
+
+
+def image_grid(images: dict) -> str:
+    """An HTML table of image rows: "victims" first, then one row per other key."""
+    return _grid(images)
 
 
 def _grid(images: dict) -> str:

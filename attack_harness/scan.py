@@ -76,7 +76,7 @@ class ScanConfig:
         if bad or not self.representations:
             raise ValueError(f"representations must be among {', '.join(REPRESENTATIONS)}, "
                              f"got {', '.join(sorted(bad)) or 'none'}")
-        bad = set(self.attacks) - set(ATTACKS)
+        bad = set(self.attacks) - set(attack_names())  # feature attacks only, not disguise
         if bad or not self.attacks:
             raise ValueError(f"attacks must be among {', '.join(attack_names())}, "
                              f"got {', '.join(sorted(bad)) or 'none'}")

@@ -10,13 +10,19 @@
 answers a Response whose body is what TorchServe would have sent (the binary envelope, or a
 plaintext model's JSON features), so `read` works unchanged.
 
-Standard library only (http.client); one keep-alive connection per client and thread.
+Disguised-input models (Disguised-Nets): `EndpointClient(..., disguiser=keyset.disguiser(spec))`
+and `client.embed_image(array)` disguise the uint8 image on the client and send it as lossless
+PNG; the server never sees the plain image. The response stays encrypted as for any model.
+
+Standard library only (http.client; Pillow for `embed_image`); one keep-alive connection per
+client and thread.
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
+import io
 import json as _json
 import threading
 import urllib.parse
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from featurelock.middleware import Context, FeatureReader, Keyset
+from featurelock.middleware import Context, Disguiser, FeatureReader, Keyset
 from featurelock.middleware.errors import DecryptionError
 
 from .kserve_protocol import TORCHSERVE, client_request, client_result, request_path
@@ -53,7 +59,7 @@ class EndpointClient:
 
     def __init__(self, url: str, model: str, tenant: str | None, token: str | None,
                  inference_key: str | None, *, version: str = "1", timeout: float = 30.0,
-                 protocol: str = TORCHSERVE) -> None:
+                 protocol: str = TORCHSERVE, disguiser: Disguiser | None = None) -> None:
         self.path = request_path(protocol, model)  # ValueError for an unknown protocol
         self.protocol = protocol
         parsed = urllib.parse.urlsplit(url)
@@ -64,6 +70,7 @@ class EndpointClient:
         self.model, self.version = model, version
         self.tenant, self.token, self.inference_key = tenant, token, inference_key
         self.timeout = timeout
+        self.disguiser = disguiser
         self._local = threading.local()
 
     @property
@@ -86,6 +93,17 @@ class EndpointClient:
                        "Accept": "application/json" if want_json else "application/octet-stream",
                        **(headers or {})}
         return self.post(self.path, body, self._credentials(all_headers))
+
+    def embed_image(self, image: np.ndarray, **kwargs) -> Response:
+        """Send one (H, W, 3) uint8 RGB image as PNG, disguised first when the client has a
+        disguiser (its spec's size; DisguiseError for another)."""
+        from PIL import Image
+
+        if self.disguiser is not None:
+            image = self.disguiser.disguise(image)
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buf, "PNG")
+        return self.embed(buf.getvalue(), **kwargs)
 
     def _credentials(self, headers: dict[str, str]) -> dict[str, str]:
         """The tenant's (and TorchServe's) credentials, then `headers` (which may override)."""

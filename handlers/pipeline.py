@@ -10,7 +10,8 @@ gets its own 4xx/5xx `Response` and is left out of the model batch: one response
 always, in order.
 
     decode    per request: refuse explain/describe requests (405), authenticate the tenant
-              (401/403), take the body (raw bytes or {"image": base64}), decode JPEG/PNG only;
+              (401/403), take the body (raw bytes or {"image": base64}), decode JPEG/PNG only
+              (PNG at the profile's size only for a model trained on disguised images);
               then one preprocess over the valid images
     infer     one forward pass (TorchScript or ONNX, `runners`)
     craft     `scheme: crafter` only, the last step of `infer` (so every engine adapter gets it
@@ -197,7 +198,8 @@ class ServingPipeline:
                     header(request.headers, TENANT_HEADER), header(request.headers, TOKEN_HEADER))
                 t = perf_counter()
                 raw = image_bytes(request.payload, self.config.max_body_bytes)
-                images.append(decode_image(raw, self.profile, self.config.max_pixels))
+                images.append(decode_image(raw, self.profile, self.config.max_pixels,
+                                           exact_png=self.config.disguise is not None))
                 self.metrics.observe("decode", perf_counter() - t)
                 batch.valid.append(idx)
             except (RequestError, ImageDecodeError) as exc:

@@ -15,6 +15,8 @@
       max_pixels: 16000000
       crafter_file: craft-beta3.pt   # scheme crafter only: the CraftNet, beside the model file
       beta: 3.0                      # scheme crafter only: must equal the file's beta
+      disguise: {spec: {...}, key_fingerprint: "dk:..."}   # only for a model trained on
+                                     # disguised images: PNG inputs only; never the key itself
 
 `scheme: crafter` (Crafter, NDSS 2024) serves READABLE features: perturbed so that inverting
 them yields a public-prior person, still usable without any key. It is not encryption; its
@@ -60,6 +62,7 @@ class ServingConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     crafter_file: str = ""
     beta: float | None = None
+    disguise: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.scheme not in KEYLESS and self.scheme not in SCHEMES:
@@ -86,6 +89,29 @@ class ServingConfig:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ServerConfigError(f"featurelock.{name} must be a positive integer")
+        if self.disguise is not None:
+            self._check_disguise()
+
+    def _check_disguise(self) -> None:
+        from featurelock.middleware.disguise import DisguiseSpec
+
+        d = self.disguise
+        if not isinstance(d, dict) or set(d) != {"spec", "key_fingerprint"}:
+            raise ServerConfigError("featurelock.disguise must hold exactly spec and "
+                                    "key_fingerprint (never the key)")
+        fp = d["key_fingerprint"]
+        if not isinstance(fp, str) or not fp.startswith("dk:") or len(fp) != 19:
+            raise ServerConfigError("featurelock.disguise.key_fingerprint must be a dk:... "
+                                    "fingerprint")
+        try:
+            spec = DisguiseSpec.from_dict(d["spec"] if isinstance(d["spec"], dict) else {})
+        except (TypeError, ValueError) as exc:
+            raise ServerConfigError(f"featurelock.disguise.spec: {exc}") from None
+        profile = self.profile or {}
+        if (spec.height, spec.width, spec.channels) != (profile.get("height"),
+                                                        profile.get("width"), 3):
+            raise ServerConfigError("featurelock.disguise.spec must match the input profile's "
+                                    "height and width, 3 channels")
 
     @property
     def plaintext(self) -> bool:

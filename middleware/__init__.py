@@ -2,6 +2,8 @@
 
 Two layers, named by risk:
 
+* the input disguise (Disguised-Nets, data owners): `DisguiseSpec`, `Disguiser`, keys of
+  type "disguise" in a `Keyset`;
 * the recipe (most users): `FeatureProtector`, `FeatureReader`, `Context`, `Keyset`,
   `KeyRegistry`, `rewrap`, keysets at rest under a KEK (`kek_from_uri`, `save_keyset`, ...);
 * the raw schemes (experts): `ShuffleBits` (the paper's cipher, bit-compatible with the
@@ -15,9 +17,11 @@ permutation or `warm_kernels()`); torch tensors are accepted when torch is insta
 from ._kernels import kernel_name
 from ._kernels import warm as warm_kernels
 from .aes_gcm import AesGcm
+from .disguise import Disguiser, DisguiseSpec
 from .envelope import Envelope
 from .errors import (
     DecryptionError,
+    DisguiseError,
     EncryptionError,
     FeaturelockError,
     KeysetError,
@@ -35,7 +39,8 @@ from .shufflebits_otp import ShuffleBitsOtp
 from .storage import load_keyset, save_keyset
 
 __all__ = [
-    "AesGcm", "Context", "DEFAULT_SCHEME", "DecryptionError", "EncryptionError", "Envelope",
+    "AesGcm", "Context", "DEFAULT_SCHEME", "DecryptionError", "DisguiseError", "DisguiseSpec",
+    "Disguiser", "EncryptionError", "Envelope",
     "FeatureProtector", "FeatureReader", "FeaturelockError", "KeyEncryptionKey", "KeyInfo",
     "KeyRegistry", "KeyStatus", "KeyStoreError", "Keyset", "KeysetError", "LocalKek", "SCHEMES",
     "ShuffleBits", "ShuffleBitsMasked", "ShuffleBitsOtp", "ShuffleBitsScheme", "TenantError",

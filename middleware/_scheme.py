@@ -70,6 +70,8 @@ class Scheme(ABC):
     envelope_versions: ClassVar[tuple[int, ...]] = (1, 2)
     # True for public-key schemes: whoever holds only the public half can seal, not open.
     sealed: ClassVar[bool] = False
+    # What a keyset may use the key for; the disguise key type (disguise.py) says "disguise".
+    purpose: ClassVar[str] = "features"
 
     @classmethod
     def valid_material(cls, material: bytes) -> bool:

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encrypt": ("featurelock.middleware.cli_crypt", "encrypt a .npy feature file into an envelope"),
     "decrypt": ("featurelock.middleware.cli_crypt", "decrypt an envelope back into a .npy file"),
     "rewrap": ("featurelock.middleware.cli_crypt", "re-encrypt envelopes under the keyset's current primary key"),
+    "disguise": ("featurelock.middleware.cli_disguise", "disguise (or undisguise) a folder of images with a disguise keyset (PNG out)"),
+    "scan-disguise": ("featurelock.attack_harness.disguise_cli", "attack disguised inputs (Disguised-Nets); verdicts + report"),
     "bench": ("featurelock.middleware.bench", "measure encryption throughput and latency of every scheme"),
     "train": ("featurelock.models.train_cli", "train the default re-ID model on synthetic pedestrians"),
     "crafter": ("featurelock.models.crafter.cli", "train Crafter's public prior, inverter and crafting networks"),

@@ -9,9 +9,9 @@ from pathlib import Path
 from . import _cli_common as common
 from .errors import KeyStoreError
 from .kek import create_kek_file, generate_kek_material
-from .keyset import Keyset
+from .keyset import KEY_TYPES, Keyset
 from .registry import check_server_keyset
-from .schemes import DEFAULT_SCHEME, SCHEMES, leaky_schemes
+from .schemes import DEFAULT_SCHEME, leaky_schemes
 from .storage import load_public_keyset, public_fingerprint, save_public_keyset
 
 _SCHEME_HELP = ("aes-256-gcm (default; authenticated, randomised), shufflebits (the paper's "
@@ -19,8 +19,8 @@ _SCHEME_HELP = ("aes-256-gcm (default; authenticated, randomised), shufflebits (
                 "(fresh permutation per message; leaks Hamming weights), shufflebits-masked "
                 "(keystream mask + permutation; size-preserving), hpke-x25519 and "
                 "hpke-mlkem768-x25519 (sealed to the consumer's public key: the consumer creates "
-                "the keyset, the server gets only `export-public`). The two leaky ones need "
-                "--allow-leaky-scheme")
+                "the keyset, the server gets only `export-public`), disguise (the data owner's image disguise key; "
+                "never given to the server). The two leaky ones need --allow-leaky-scheme")
 _LEAKY_HELP = (f"allow a scheme that measurably leaks ({', '.join(leaky_schemes())}); for "
                "compatibility experiments and attack baselines only")
 
@@ -35,14 +35,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         return p
 
     p = action("create", "create a keyset with one primary key")
-    p.add_argument("--scheme", choices=list(SCHEMES), default=DEFAULT_SCHEME, help=_SCHEME_HELP)
+    p.add_argument("--scheme", choices=list(KEY_TYPES), default=DEFAULT_SCHEME, help=_SCHEME_HELP)
     p.add_argument("--public-key", type=Path, default=None,
                    help="server side of a sealed scheme: the consumer's `export-public` file")
     p.add_argument("--shufflebits-seed", type=int, default=None,
                    help="reproduce the reference code's seed-derived permutation (anyone can derive it)")
     p.add_argument("--allow-leaky-scheme", action="store_true", help=_LEAKY_HELP)
     p = action("add", "add a key (not primary unless --primary)")
-    p.add_argument("--scheme", choices=list(SCHEMES), default=None, help=_SCHEME_HELP)
+    p.add_argument("--scheme", choices=list(KEY_TYPES), default=None, help=_SCHEME_HELP)
     p.add_argument("--primary", action="store_true", help="make the new key primary at once")
     p.add_argument("--allow-leaky-scheme", action="store_true", help=_LEAKY_HELP)
     for name, help_ in (("promote", "make a key the primary"), ("disable", "stop a key decrypting"),

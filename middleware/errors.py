@@ -11,6 +11,8 @@
      ├── KeyStoreError     a keyset could not be stored or loaded: key-encryption key missing or
      │                     wrong, unreadable file, cleartext refused without the insecure flag.
      ├── TenantError       the key registry has no keys for the tenant named.
+     ├── DisguiseError     images that do not fit a disguise spec, or a disguised-input
+     │                     model trained under another disguise key than the client's.
      │
      │   defined beside the code that raises them (packages with heavy dependencies):
      ├── ModelError            featurelock.models.errors: a model cannot be found/built/loaded
@@ -31,6 +33,7 @@ __all__ = [
     "KeysetError",
     "KeyStoreError",
     "TenantError",
+    "DisguiseError",
 ]
 
 
@@ -59,3 +62,7 @@ class KeyStoreError(FeaturelockError):
 
 class TenantError(FeaturelockError):
     """No keyset is registered for the tenant."""
+
+
+class DisguiseError(FeaturelockError):
+    """Images do not fit the disguise, or the disguise key is not the model's."""

@@ -4,6 +4,12 @@ Encrypt with the primary; decrypt with whichever key an envelope names. Rotation
 downtime: `add` a key, distribute the keyset, `promote` it, `rewrap` stored envelopes, then
 `disable` (and later `destroy`) the old key.
 
+Disguise keys (`disguise.DisguiseKey`, purpose "disguise") live in keysets too, so they get
+the same ids, status and rotation, and the same KEK-wrapped storage. A keyset holds keys of one
+purpose only; a disguise keyset cannot encrypt features, and the server's registry refuses it
+(the data owner keeps it: `registry.check_server_keyset`). This reuses Keyset rather than
+adding a DisguiseKeyset, at the cost of one purpose check on the feature paths.
+
 New keys of a scheme that measurably leaks (`Scheme.leaks`) need `allow_leaky=True`; loading a
 keyset that already holds them needs nothing, so rotating away from them stays possible.
 
@@ -22,8 +28,22 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ._scheme import Scheme
+from .disguise import DisguiseKey, Disguiser, DisguiseSpec
 from .errors import DecryptionError, KeysetError
 from .schemes import DEFAULT_SCHEME, SCHEMES, scheme_class
+
+# Every key type a keyset can hold: the feature schemes and the disguise key.
+KEY_TYPES: dict[str, type] = {**SCHEMES, DisguiseKey.name: DisguiseKey}
+
+
+def key_type(name: str) -> type:
+    if name == DisguiseKey.name:
+        return DisguiseKey
+    return scheme_class(name)
+
+
+def _purpose(name: str) -> str:
+    return getattr(KEY_TYPES[name], "purpose", "features")
 
 __all__ = ["Keyset", "KeyInfo", "KeyStatus"]
 
@@ -55,6 +75,9 @@ class _Key:
         self._cipher: Scheme | None = None
 
     def cipher(self) -> Scheme:
+        if _purpose(self.scheme) != "features":
+            raise KeysetError(f"key {self.key_id} is a {self.scheme} key; it cannot encrypt "
+                              "or decrypt features")
         if self._cipher is None:
             self._cipher = SCHEMES[self.scheme](self.material)
         return self._cipher
@@ -91,7 +114,11 @@ class Keyset:
         KeysetError for a scheme that measurably leaks unless `allow_leaky=True`: such keys
         are for compatibility experiments and attack baselines, never chosen by accident."""
         name = scheme or (self._keys[self._primary].scheme if self._primary else DEFAULT_SCHEME)
-        cls = scheme_class(name)
+        cls = key_type(name)
+        purposes = {_purpose(k.scheme) for k in self._keys.values()}
+        if purposes and purposes != {_purpose(cls.name)}:
+            raise KeysetError(f"a keyset holds keys of one purpose; {name} keys do not mix "
+                              f"with {', '.join(sorted(purposes))} keys")
         if cls.leaks and not allow_leaky:
             raise KeysetError(f"scheme {name} measurably leaks: {cls.leaks}; create its keys "
                               "only on purpose with allow_leaky=True (CLI: --allow-leaky-scheme)")
@@ -171,6 +198,19 @@ class Keyset:
             raise DecryptionError()
         return key.cipher()
 
+    # -- disguise keys (the data owner's) ---------------------------------------------------
+    def holds_disguise_keys(self) -> bool:
+        return any(_purpose(k.scheme) == "disguise" for k in self._keys.values())
+
+    def disguiser(self, spec: DisguiseSpec, key_id: int | None = None) -> Disguiser:
+        """The primary (or an enabled `key_id`) disguise key applied under `spec`."""
+        key = self._keys[self.primary_id] if key_id is None else self._get(key_id)
+        if key.scheme != DisguiseKey.name:
+            raise KeysetError(f"key {key.key_id} is a {key.scheme} key, not a disguise key")
+        if key.status is not KeyStatus.ENABLED or key.material is None:
+            raise KeysetError(f"key {key.key_id} is {key.status.value}")
+        return Disguiser(key.material, spec)
+
     # -- sealed (public-key) schemes ---------------------------------------------------
     def public(self) -> "Keyset":
         """The same keys (ids, status, primary) with only their public halves: what a
@@ -178,7 +218,7 @@ class Keyset:
         sealed scheme."""
         out = Keyset()
         for k in self._keys.values():
-            cls = SCHEMES[k.scheme]
+            cls = KEY_TYPES[k.scheme]
             if not cls.sealed:
                 raise KeysetError(f"key {k.key_id} is {k.scheme}, a symmetric scheme: it has no "
                                   "public half (only sealed schemes do)")
@@ -190,12 +230,12 @@ class Keyset:
     def holds_private_sealed_keys(self) -> bool:
         """Whether any key of a sealed scheme has its private half here (a server's keyset
         must not: it would open the responses it sends)."""
-        return any(SCHEMES[k.scheme].sealed and k.material is not None
+        return any(KEY_TYPES[k.scheme].sealed and k.material is not None
                    and not SCHEMES[k.scheme].is_public(k.material) for k in self._keys.values())
 
     def is_public(self) -> bool:
         """Whether every key is the public half of a sealed scheme's key."""
-        return all(SCHEMES[k.scheme].sealed and (k.material is None or SCHEMES[k.scheme].is_public(k.material))
+        return all(KEY_TYPES[k.scheme].sealed and (k.material is None or SCHEMES[k.scheme].is_public(k.material))
                    for k in self._keys.values())
 
     # -- (de)serialisation, for storage.py only: the document holds key material --------
@@ -214,10 +254,10 @@ class Keyset:
                 material = entry["material"]
                 if (status is KeyStatus.DESTROYED) != (material is None):
                     raise ValueError("material present exactly when not destroyed")
-                key = _Key(int(entry["id"]), scheme_class(entry["scheme"]).name, status,
+                key = _Key(int(entry["id"]), key_type(entry["scheme"]).name, status,
                            int(entry["created"]),
                            None if material is None else base64.b64decode(material, validate=True))
-                if key.material is not None and not SCHEMES[key.scheme].valid_material(key.material):
+                if key.material is not None and not KEY_TYPES[key.scheme].valid_material(key.material):
                     raise ValueError("key material is malformed")
                 keyset._keys[key.key_id] = key
             keyset._primary = doc["primary"]

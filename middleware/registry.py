@@ -37,8 +37,12 @@ def validate_tenant(tenant: str) -> str:
 
 
 def check_server_keyset(keyset: Keyset, tenant: str) -> None:
-    """KeyStoreError if a keyset the server holds has the private half of a sealed-scheme key:
-    with it the server could open the responses it sends, which sealed mode promises it can't."""
+    """KeyStoreError if a keyset the server holds has the private half of a sealed-scheme key
+    (with it the server could open the responses it sends, which sealed mode promises it
+    can't) or a disguise key (the server is the party the disguise hides images from)."""
+    if keyset.holds_disguise_keys():
+        raise KeyStoreError(f"tenant {tenant!r}: disguise keys stay with the data owner; the "
+                            "server never holds them")
     if keyset.holds_private_sealed_keys():
         raise KeyStoreError(f"tenant {tenant!r}: the server may hold only the consumer's public "
                             "keys for a sealed scheme; the consumer runs `keys create` and "

@@ -19,16 +19,22 @@ from PIL import Image
 from .errors import ImageDecodeError, ImageTooLarge
 from .profiles import InputProfile
 
-__all__ = ["decode_image", "decode_images", "preprocess", "MAX_PIXELS", "ACCEPTED_FORMATS"]
+__all__ = ["decode_image", "decode_images", "preprocess", "MAX_PIXELS", "ACCEPTED_FORMATS",
+           "PNG_SIGNATURE"]
 
 # Camera frames are at most a few megapixels; anything far larger is a decompression bomb.
 MAX_PIXELS = 40_000_000
 # The formats the input profiles document; Pillow tries no other plugin.
 ACCEPTED_FORMATS = ("JPEG", "PNG")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def decode_image(data: bytes, profile: InputProfile, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, profile: InputProfile, max_pixels: int = MAX_PIXELS, *,
+                 exact_png: bool = False) -> np.ndarray:
     """JPEG or PNG bytes -> (profile.height, profile.width, 3) uint8 RGB (bilinear resize).
+
+    `exact_png` (models trained on disguised images): PNG at exactly the profile's size only;
+    a JPEG's loss or a resize would destroy the disguise and the model would answer garbage.
 
     Only the formats the input profiles document are opened: Pillow's other plugins (DDS,
     SPIDER, TIFF, ...) are attack surface that raised NotImplementedError/AttributeError on
@@ -36,6 +42,8 @@ def decode_image(data: bytes, profile: InputProfile, max_pixels: int = MAX_PIXEL
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    if exact_png and bytes(data[:8]) != PNG_SIGNATURE:
+        raise ImageDecodeError("this model takes disguised images: lossless PNG only")
     try:
         rgb = _decode_rgb(data, max_pixels)
     except ImageDecodeError:
@@ -45,6 +53,9 @@ def decode_image(data: bytes, profile: InputProfile, max_pixels: int = MAX_PIXEL
     except Exception as exc:  # translated at the boundary: this request fails alone (4xx)
         raise ImageDecodeError("not a decodable image") from exc
     if rgb.size != (profile.width, profile.height):
+        if exact_png:
+            raise ImageDecodeError(f"a disguised image must be exactly {profile.width}x"
+                                   f"{profile.height} pixels")
         rgb = rgb.resize((profile.width, profile.height), Image.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
 

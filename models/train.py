@@ -4,13 +4,18 @@ Recipe: the "bag of tricks" baseline (Luo et al. 2019) scaled down to minutes on
 P x K identity-balanced batches, identity cross-entropy with label smoothing on the BNNeck
 output plus batch-hard triplet loss on the pre-neck features, AdamW with warm-up and cosine
 decay, flip / shift / brightness / random-erasing augmentation.
+
+Disguised-Nets: `disguise` (the data owner's `Disguiser.disguise`) is applied to every image,
+train, query and gallery alike, so the network only ever sees disguised images. The
+augmentation is then off: flips, shifts and erasing act on a spatial layout the block
+permutation has scrambled, and would teach the network images no client ever sends.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -56,11 +61,16 @@ class TrainResult:
 
 
 def train_reid(config: TrainConfig = TrainConfig(),
-               log: Callable[[str], None] = print) -> TrainResult:
+               log: Callable[[str], None] = print,
+               disguise: Callable[[np.ndarray], np.ndarray] | None = None) -> TrainResult:
     start = time.monotonic()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     splits = make_splits(config.seed, config.n_train_ids, config.n_test_ids, config.images_per_id)
+    if disguise is not None:
+        splits = type(splits)(*(replace(s, images=disguise(s.images))
+                                for s in (splits.train, splits.query, splits.gallery)))
+    augment = _augment if disguise is None else (lambda _rng, x: x)
     log(f"data: {len(splits.train)} train, {len(splits.query)} query, "
         f"{len(splits.gallery)} gallery images ({time.monotonic() - start:.1f}s)")
 
@@ -82,7 +92,7 @@ def train_reid(config: TrainConfig = TrainConfig(),
     step = 0
     for step in range(1, config.steps + 1):
         index = _pk_batch(rng, by_id, min(config.p_ids, len(by_id)), config.k_per_id)
-        x = _augment(rng, preprocess(splits.train.images[index], REID_128x64))
+        x = augment(rng, preprocess(splits.train.images[index], REID_128x64))
         y = torch.as_tensor(splits.train.ids[index])
         feats = model.forward_features(x)
         logits = classifier(model.neck(feats))

@@ -20,9 +20,11 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
 _ORDER = ("equality", "key-recovery", "linkability", "attributes", "reconstruction", "rmle")
 
 
-def attack_names() -> tuple[str, ...]:
-    known = [n for n in _ORDER if n in ATTACKS]
-    return (*known, *sorted(set(ATTACKS) - set(known)))
+def attack_names(target: str = "features") -> tuple[str, ...]:
+    """The registered attacks on `target` ("features" or "disguise"), in run order."""
+    mine = {n for n, cls in ATTACKS.items() if cls.target == target}
+    known = [n for n in _ORDER if n in mine]
+    return (*known, *sorted(mine - set(known)))
 
 
 def default_attacks(readable: bool = False) -> tuple[str, ...]:
