@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES
 
@@ -21,6 +23,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crafter-file", default=None, metavar="craft-beta<B>.pt",
                         help="scheme crafter: the crafting network (featurelock crafter train); "
                              "its beta goes into the config")
+    parser.add_argument("--disguise-metadata", default=None, metavar="WEIGHTS.disguise.json",
+                        help="a model trained on disguised images (featurelock train --disguise): "
+                             "its spec and key fingerprint (never the key) go into the config, "
+                             "and the endpoint then takes PNG at the profile's size only")
     parser.add_argument("--name", required=True, help="model name (bound into every envelope)")
     parser.add_argument("--version", default="1", help="model version (bound into envelopes)")
     parser.add_argument("--out", required=True, help="model store directory")
@@ -49,9 +55,21 @@ def run(args: argparse.Namespace) -> int:
 
         serving |= {"crafter_file": args.crafter_file,
                     "beta": round(float(load_craftnet(args.crafter_file).beta), 6)}
+    if args.disguise_metadata:
+        serving["disguise"] = _disguise_section(args.disguise_metadata)
     mar = build_mar(source, args.scheme, args.name, args.version, args.out, force=args.force,
                     serving=serving,
                     batchSize=args.batch_size, maxBatchDelay=args.max_batch_delay,
                     responseTimeout=args.response_timeout)
     print(f"wrote {mar} ({source.backend}, scheme {args.scheme}; no keys inside)")
     return 0
+
+
+def _disguise_section(path: str) -> dict:
+    """The serving config's `disguise:` from training's metadata: spec and fingerprint only."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {"spec": meta["spec"], "key_fingerprint": meta["key_fingerprint"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} is not the .disguise.json that featurelock train --disguise "
+                         f"writes") from None

@@ -1,8 +1,8 @@
 """End-to-end: a real TorchServe on 127.0.0.1 serving every scheme, TorchScript and ONNX.
 
-One server per module (12 models: every scheme, plaintext and crafter). Exactness: a request
-served alone runs at batch 1 with the same file, decoder and preprocessing as the local
-reference, so features must be BIT-EXACT.
+One server per module (13 models: every scheme, plaintext, crafter, disguised inputs).
+Exactness: a request served alone runs at batch 1 with the same file, decoder and
+preprocessing as the local reference, so features must be BIT-EXACT.
 When concurrent requests are batched, the conv kernels see a different batch size and may
 reorder float sums: there we assert max |diff| <= 1e-5 on unit vectors (and that every
 response is closest to its own image's reference).
@@ -10,6 +10,7 @@ response is closest to its own image's reference).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
@@ -19,12 +20,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import featurelock.models
 from featurelock.handlers.client import EndpointClient
 from featurelock.handlers.packaging import build_mar, check_no_keys, resolve_model
 from featurelock.handlers.server import TorchServeProcess
-from featurelock.middleware import FeatureReader
+from featurelock.middleware import FeatureReader, Keyset
+from featurelock.middleware.cli import main as featurelock_cli
+from featurelock.middleware.disguise import DisguiseSpec
 from featurelock.middleware.errors import DecryptionError
 from featurelock.models.profiles import InputProfile
 
@@ -88,6 +92,16 @@ def stack(tmp_path_factory):
     build_mar(resolve_model(root / "export", "torchscript"), "crafter", "ts-crafter", "1", store,
               serving={"key_registry_env": reg_env("aes-256-gcm"), "crafter_file": str(CRAFTNET),
                        "beta": 0.3})
+    # A model for disguised inputs, packaged from training's metadata by the CLI. The default
+    # weights stand in for disguise-trained ones: these tests check the path, not utility.
+    s.disguiser = Keyset.generate("disguise").disguiser(
+        DisguiseSpec(128, 64, 3, 8, "rmt", noise=0.05))
+    meta = root / "reid.pt.disguise.json"
+    meta.write_text(json.dumps({"spec": s.disguiser.spec.to_dict(), "key_id": 1,
+                                "key_fingerprint": s.disguiser.fingerprint}))
+    assert featurelock_cli(["package", "--model-dir", str(root / "export"), "--name",
+                            "ts-disguised", "--out", str(store), "--key-registry-env",
+                            reg_env("aes-256-gcm"), "--disguise-metadata", str(meta)]) == 0
     s.store = store
     s.images = pedestrian_pngs(16)
     with TorchServeProcess(store, env=env, startup_timeout=240) as ts:
@@ -143,6 +157,27 @@ def test_crafter_serves_crafted_marked_features_and_still_authenticates(stack):
     assert got.shape == plain.shape and np.abs(got - expected).max() <= BATCH_TOL
     assert np.abs(got - plain).max() > 100 * BATCH_TOL  # crafted, not the plaintext
     assert client(stack, "ts-crafter", token="wrong-token").embed(stack.images[0]).status == 403
+
+
+def test_disguised_model_takes_disguised_png_only_and_encrypts(stack):
+    from featurelock.models.synthetic import make_pedestrians
+
+    image = make_pedestrians(1, 1, seed=7).images[0]
+    disguised = stack.disguiser.disguise(image)  # noise is fresh: disguise once, compare that
+    ks = keyset(stack.regs["aes-256-gcm"], stack.kek, "acme")
+    plain_client = client(stack, "ts-disguised")
+    r = plain_client.embed_image(disguised)
+    assert r.status == 200 and r.body[:3] == b"FLK"
+    np.testing.assert_array_equal(plain_client.read(r, ks),
+                                  stack.refs["torchscript"]([png(disguised)]))
+    # The SDK disguises before sending: a disguised image of the profile's size is accepted.
+    r = client(stack, "ts-disguised", disguiser=stack.disguiser).embed_image(image)
+    assert r.status == 200 and plain_client.read(r, ks).shape == (1, 256)
+    # JPEG would destroy the disguise, and a resize would misplace its blocks: both refused.
+    jpeg = io.BytesIO()
+    Image.fromarray(disguised).save(jpeg, "JPEG")
+    assert plain_client.embed(jpeg.getvalue()).status == 400
+    assert plain_client.embed_image(np.ascontiguousarray(disguised[::2, ::2])).status == 400
 
 
 def test_json_request_and_json_envelope(stack):
