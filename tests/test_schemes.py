@@ -17,6 +17,8 @@ from featurelock.middleware.envelope import _seal_envelope_with_nonce
 ALL_SCHEMES = list(SCHEMES)
 VECTORS = load_vectors("envelopes.json")
 V1_VECTORS = load_vectors("envelopes_v1.json")  # written by featurelock 0.1, frozen
+SEALED_VECTORS = load_vectors("envelopes_sealed.json")  # HPKE: opened, never re-sealed
+JSON_VECTORS = load_vectors("envelopes_json.json")  # the JSON text form (js/test reads them too)
 CTX = Context(model="reid-compact", model_version="1", tenant="acme")
 
 
@@ -56,7 +58,27 @@ def test_version_1_envelopes_still_decrypt(vector):
     assert Envelope.from_bytes(bytes.fromhex(vector["envelope"])).version == 1
 
 
-@pytest.mark.parametrize("vector", VECTORS["invalid"] + V1_VECTORS["invalid"],
+@pytest.mark.parametrize("vector", SEALED_VECTORS["valid"], ids=lambda v: v["scheme"])
+def test_sealed_vectors_open_to_the_exact_features(vector):
+    out = FeatureReader(_vector_keyset(vector)).read(bytes.fromhex(vector["envelope"]),
+                                                     _ctx(vector["context"]))
+    assert np.array_equal(out, np.array(vector["plaintext"], dtype=np.float32))
+
+
+@pytest.mark.parametrize("vector", JSON_VECTORS["valid"], ids=lambda v: v["scheme"])
+def test_json_text_vectors_decrypt(vector):
+    out = FeatureReader(_vector_keyset(vector)).read(vector["json"], _ctx(vector["context"]))
+    assert np.array_equal(out, np.array(vector["plaintext"], dtype=np.float32))
+
+
+@pytest.mark.parametrize("vector", JSON_VECTORS["invalid"], ids=lambda v: f"{v['scheme']}: {v['why']}")
+def test_invalid_json_text_vectors_raise_the_one_opaque_error(vector):
+    for form in (vector["json"], vector["json"].encode("utf-8")):
+        with pytest.raises(DecryptionError):
+            FeatureReader(_vector_keyset(vector)).read(form, _ctx(vector["context"]))
+
+
+@pytest.mark.parametrize("vector", VECTORS["invalid"] + V1_VECTORS["invalid"] + SEALED_VECTORS["invalid"],
                          ids=lambda v: f"{v['scheme']}: {v['why']}")
 def test_invalid_vectors_raise_the_one_opaque_error(vector):
     with pytest.raises(DecryptionError) as info:
