@@ -8,7 +8,7 @@ SCALE_ARGS ?=
 SOAK_ARGS ?= --seconds 600
 FUZZ_RUNS ?= 1000000
 
-.PHONY: venv demo test test-fast fuzz bench bench-scale loadtest soak scan-budgets crafter crafter-bench disguise clean
+.PHONY: venv js-deps demo test test-fast fuzz fuzz-js bench bench-js bench-scale loadtest soak scan-budgets crafter crafter-bench disguise clean
 
 venv: $(STAMP)
 
@@ -21,10 +21,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[all]'
 	touch $@
 
+# The JS reader's dependencies, exactly as js/package-lock.json pins them, from the npm registry.
+JS_STAMP := js/node_modules/.installed
+js-deps: $(JS_STAMP)
+
+$(JS_STAMP): js/package.json js/package-lock.json
+	cd js && npm ci --no-audit --no-fund
+	touch $@
+
 demo: $(STAMP)
 	$(VENV)/bin/featurelock demo --workdir out/demo
 
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
+	cd js && node --test test/
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -38,6 +47,15 @@ fuzz: $(STAMP)
 	$(PY) tests/fuzz/fuzz_reader.py -runs=$(FUZZ_RUNS) 2> out/fuzz/log.txt || \
 	  { grep -v '^"' out/fuzz/log.txt | tail -n 25; echo "fuzz: FAILED, see out/fuzz/"; exit 1; }
 	@sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/fuzz: \1 inputs in \2 s, only DecryptionError, nothing non-canonical decrypted/p' out/fuzz/log.txt
+
+# The JS reader on 100,000 mutated envelopes (make test runs 3,000): only DecryptionError.
+fuzz-js: $(JS_STAMP)
+	cd js && node scripts/fuzz.js 100000
+
+# µs per read of one 2048-d aes-256-gcm envelope: Node (js/scripts/bench.js), then Python.
+bench-js: $(STAMP) $(JS_STAMP)
+	cd js && node scripts/bench.js
+	$(PY) -c 'import numpy as np; from featurelock.middleware import Context, Envelope, FeatureProtector, FeatureReader, Keyset; from featurelock.middleware.bench import best_seconds; ks = Keyset.generate(); ctx = Context("reid-compact", "1", "acme"); env = bytes(FeatureProtector(ks).protect(np.random.default_rng(0).standard_normal((1, 2048)).astype(np.float32), ctx)); r = FeatureReader(ks); us = lambda m: best_seconds(lambda: r.read(m, ctx), 7, 0.15) * 1e6; print(f"python: aes-256-gcm 2048-d read, binary {us(env):.1f} µs, JSON text {us(Envelope.from_bytes(env).to_json()):.1f} µs (best of 7 rounds)")'
 
 bench: $(STAMP)
 	$(VENV)/bin/featurelock bench

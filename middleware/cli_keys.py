@@ -8,11 +8,11 @@ from pathlib import Path
 
 from . import _cli_common as common
 from .errors import KeyStoreError
-from .kek import create_kek_file, generate_kek_material
+from .kek import create_kek_file, generate_kek_material, kek_from_uri
 from .keyset import KEY_TYPES, Keyset
 from .registry import check_server_keyset
 from .schemes import DEFAULT_SCHEME, leaky_schemes
-from .storage import load_public_keyset, public_fingerprint, save_public_keyset
+from .storage import load_public_keyset, public_fingerprint, save_keyset, save_public_keyset
 
 _SCHEME_HELP = ("aes-256-gcm (default; authenticated, randomised), shufflebits (the paper's "
                 "permutation; deterministic, leaks to bit-reading attackers), shufflebits-otp "
@@ -52,6 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     action("list", "list the keys (never their material)")
     p = action("export-public", "consumer side of a sealed scheme: write the public halves")
     p.add_argument("--out", type=Path, required=True, help="public keyset file to give the server")
+    p = action("export", "write the keyset for another reader (e.g. the JS package): re-wrapped "
+                         "under a local KEK the reader holds (env: or file:), same file format")
+    p.add_argument("--out", type=Path, required=True, help="keyset file to write")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out-kek", help="env:NAME or file:PATH: the KEK the reader unwraps it with")
+    out.add_argument("--out-insecure-cleartext", action="store_true",
+                     help="write the keys unencrypted (development only)")
     p = action("import-public", "server side of a sealed scheme: replace a tenant's public keys "
                                 "with the consumer's new `export-public` file (rotation)")
     p.add_argument("--public-key", type=Path, required=True, help="the consumer's public keyset file")
@@ -93,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote public keys {public_fingerprint(keyset.public())} to {args.out}; the "
               "server operator should see the same fingerprint")
         return 0
+    if args.action == "export":
+        return _export(args, keyset)
     if args.action == "list":
         _print_keys(keyset)
         if keyset.is_public():
@@ -113,6 +122,20 @@ def _save(args: argparse.Namespace, keyset: Keyset) -> int | None:
     if args.registry is not None:  # a registry is the server's
         check_server_keyset(keyset, args.tenant)
     return common.save(args, keyset)
+
+
+def _export(args: argparse.Namespace, keyset: Keyset) -> int:
+    out_kek = None
+    if args.out_kek is not None:
+        if not args.out_kek.startswith(("env:", "file:")):
+            raise KeyStoreError("--out-kek takes env:NAME or file:PATH (a reader outside this "
+                                "process must hold the KEK's bytes)")
+        out_kek = kek_from_uri(args.out_kek)
+    save_keyset(args.out, keyset, out_kek, args.tenant,
+                insecure_cleartext=args.out_insecure_cleartext)
+    how = f"wrapped under {args.out_kek}" if out_kek else "IN CLEARTEXT (development only)"
+    print(f"wrote keyset {args.out} (tenant {args.tenant}, {len(keyset.info())} keys) {how}")
+    return 0
 
 
 def _print_generation(generation: int | None) -> None:

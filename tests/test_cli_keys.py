@@ -131,6 +131,37 @@ def test_wrong_kek_and_missing_kek_fail_cleanly(workdir, capsys, monkeypatch):
     assert code == 1 and "no key-encryption key" in err
 
 
+def test_export_rewraps_for_another_reader_and_cleartext_needs_the_flag(workdir, capsys):
+    """`keys export`: the same keys under the reader's own env:/file: KEK; never a PKCS#11 KEK
+    (the reader must hold its bytes); cleartext only with --out-insecure-cleartext."""
+    from featurelock.middleware import kek_from_uri
+    from featurelock.middleware.errors import KeyStoreError
+    from featurelock.middleware.storage import load_keyset
+
+    assert run(capsys, "keys", "create", "--keyset", "ks.json")[0] == 0
+    assert run(capsys, "keys", "new-kek", "--kek", "file:reader.kek")[0] == 0
+    code, out, _ = run(capsys, "keys", "export", "--keyset", "ks.json", "--out", "r.json",
+                       "--out-kek", "file:reader.kek")
+    assert code == 0 and "wrapped under file:reader.kek" in out
+    mine = load_keyset("ks.json", kek_from_uri("env:CLI_TEST_KEK"), "default")
+    theirs = load_keyset("r.json", kek_from_uri("file:reader.kek"), "default")
+    assert theirs._to_document() == mine._to_document()
+    with pytest.raises(KeyStoreError):
+        load_keyset("r.json", kek_from_uri("env:CLI_TEST_KEK"), "default")
+    code, _, err = run(capsys, "keys", "export", "--keyset", "ks.json", "--out", "p.json",
+                       "--out-kek", "pkcs11:token=x")
+    assert code == 1 and "env:NAME or file:PATH" in err
+    with pytest.raises(SystemExit):  # one of --out-kek / --out-insecure-cleartext is required
+        main(["keys", "export", "--keyset", "ks.json", "--out", "c.json"])
+    capsys.readouterr()
+    code, out, _ = run(capsys, "keys", "export", "--keyset", "ks.json", "--out", "c.json",
+                       "--out-insecure-cleartext")
+    assert code == 0 and "CLEARTEXT" in out
+    with pytest.raises(KeyStoreError, match="cleartext"):
+        load_keyset("c.json", None, "default")
+    assert load_keyset("c.json", None, "default", allow_cleartext=True)._to_document() == mine._to_document()
+
+
 def test_refuses_to_overwrite_a_keyset(workdir, capsys):
     run(capsys, "keys", "create", "--keyset", "ks.json")
     code, _, err = run(capsys, "keys", "create", "--keyset", "ks.json")

@@ -119,8 +119,8 @@ export async function seal(scheme, material, plaintext, associatedData) {
     // The server side of a sealed scheme holds only public halves (`keys export-public`).
     if (material[0] !== PUBLIC) throw new TypeError("seal with the public half: load the export-public file");
     const key = await s.kem.deserializePublicKey(material.subarray(1));
-    const { ciphertext, enc } = await s.seal({ recipientPublicKey: key, info: associatedData }, plaintext);
-    const ct = new Uint8Array(ciphertext);
+    const { ct: sealed, enc } = await s.seal({ recipientPublicKey: key, info: associatedData }, plaintext);
+    const ct = new Uint8Array(sealed);
     const n = plaintext.length;
     return { nonce: new Uint8Array(0), payload: ct.subarray(0, n), tag: concat(new Uint8Array(enc), ct.subarray(n, n + AEAD_TAG)) };
   }

@@ -6,6 +6,8 @@
 
 const LABEL = "featurelock/context/v1";
 const utf8 = new TextEncoder();
+// Python cannot encode a lone surrogate to UTF-8; TextEncoder would silently write U+FFFD.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * @param {{model: string, modelVersion?: string, tenant?: string}} context
@@ -13,7 +15,7 @@ const utf8 = new TextEncoder();
  */
 export function contextAssociatedData({ model, modelVersion = "", tenant = "" }) {
   const parts = [LABEL, model, modelVersion, tenant].map((s) => {
-    if (typeof s !== "string" || !s.isWellFormed()) {
+    if (typeof s !== "string" || LONE_SURROGATE.test(s)) {
       throw new TypeError("context fields must be strings of valid Unicode");
     }
     const bytes = utf8.encode(s);
