@@ -13,7 +13,6 @@ const FIXED = 11; // magic 3, version 1, scheme 1, key id 4, dtype 1, ndim 1
 const MAX_NDIM = 8;
 const B64_FIELDS = ["nonce", "payload", "tag"];
 const JSON_FIELDS = ["featurelock", "scheme", "key_id", "dtype", "shape", ...B64_FIELDS];
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * @typedef {object} Envelope
@@ -107,22 +106,25 @@ function jsonTextLimit(maxBytes) {
   return 4 * (Math.floor(maxBytes / 3) + B64_FIELDS.length) + 256;
 }
 
-/** The `size` bytes `value` encodes, or null unless it is their one canonical base64. */
+/** The `size` bytes `value` encodes, or null unless it is their one canonical base64 (length
+ * checked before decoding; Buffer skips stray characters, so the re-encoding must match). */
 function b64Canonical(value, size) {
-  if (typeof value !== "string" || value.length !== 4 * Math.ceil(size / 3) || !B64.test(value)) {
-    return null;
-  }
+  if (typeof value !== "string" || value.length !== 4 * Math.ceil(size / 3)) return null;
   const raw = Buffer.from(value, "base64");
-  return raw.length === size && raw.toString("base64") === value ? new Uint8Array(raw) : null;
+  return raw.length === size && raw.toString("base64") === value ? raw : null;
 }
 
 const b64 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
 
 /** The canonical JSON text of a parsed envelope (what Python's Envelope.to_json writes). */
 export function toJson(env) {
+  return canonicalText(env, b64(env.nonce), b64(env.payload), b64(env.tag));
+}
+
+function canonicalText(env, nonce, payload, tag) {
   return `{"featurelock":${env.version},"scheme":"${env.scheme}","key_id":${env.keyId},`
-    + `"dtype":"${env.dtype}","shape":[${env.shape.join(",")}],"nonce":"${b64(env.nonce)}",`
-    + `"payload":"${b64(env.payload)}","tag":"${b64(env.tag)}"}`;
+    + `"dtype":"${env.dtype}","shape":[${env.shape.join(",")}],"nonce":"${nonce}",`
+    + `"payload":"${payload}","tag":"${tag}"}`;
 }
 
 /** Parse the JSON text form. @param {string} text @param {number} [maxBytes] @returns {Envelope} */
@@ -161,8 +163,9 @@ export function parseJson(text, maxBytes = MAX_ENVELOPE_BYTES) {
     at += part.length;
   }
   const env = parseBinary(binary, maxBytes);
-  // One spelling: whitespace, key order, escapes, floats, duplicates all differ from this.
-  if (toJson(env) !== text) throw new DecryptionError();
+  // One spelling: whitespace, key order, escapes, floats, duplicates all differ from this
+  // (each base64 string is already known to be the canonical encoding of its bytes).
+  if (canonicalText(env, doc.nonce, doc.payload, doc.tag) !== text) throw new DecryptionError();
   return env;
 }
 
