@@ -86,8 +86,8 @@ export async function fuzz(count, seed = 1) {
     const asText = rand() < 0.3;
     const mutant = asText ? mutateText(c.text, rand) : mutateBytes(c.binary, rand, others);
     if (asText ? mutant === c.text : Buffer.compare(mutant, c.binary) === 0) continue; // not a mutant
-    try {
-      await c.reader.read(mutant, c.context);
+    try { // JSON text goes in as a string or as bytes (both are accepted forms)
+      await c.reader.read(asText && rand() < 0.5 ? new Uint8Array(Buffer.from(mutant, "utf8")) : mutant, c.context);
     } catch (err) {
       if (err.constructor === DecryptionError && err.message === "decryption failed") {
         refused += 1;
