@@ -20,6 +20,9 @@ dtype the scheme carries, 1..8 dimensions each >= 1. JSON text: exactly what `to
 writes (compact, fixed key order, ASCII, no surrounding whitespace). JSON dict: exactly the
 eight fields with exact types (int, not bool or float), exact dtype names and canonical
 base64. Sizes are checked before any decoding or allocation.
+
+docs/envelope-spec.md specifies all of this byte for byte for readers in other languages
+(js/ is one); a change here is a change there, and tests/vectors/ must still pass in both.
 """
 
 from __future__ import annotations
