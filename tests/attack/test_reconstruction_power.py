@@ -25,11 +25,13 @@ def plaintext():
     from featurelock.attack_harness.data import synthetic_data
     from featurelock.attack_harness.reference import ZooEvaluator
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same float sums on any machine; given back below
     evaluator = ZooEvaluator()
     data = synthetic_data(budget=300, n_victim_ids=60, images_per_id=4, seed=0)
-    return (evaluator, data, evaluator.embed(data.aux_images),
-            evaluator.embed(data.victim_images))
+    yield (evaluator, data, evaluator.embed(data.aux_images),
+           evaluator.embed(data.victim_images))
+    torch.set_num_threads(threads)
 
 
 def _attack(data, x_aux, x_victim):

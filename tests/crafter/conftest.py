@@ -10,15 +10,6 @@ from featurelock.models.crafter import Generator, Inverter, train_inverter
 from featurelock.models.crafter.inverter import InverterConfig
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_threads():
-    """Tests here pin torch to one thread (determinism, as the CLI does); later tests get the
-    machine's threads back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="package")
 def tiny():
     """(G, enc, inverter, f0): a width-16 G, the pixel embedder as Enc, an inverter trained

@@ -1,6 +1,6 @@
 """A real Ray cluster of three raylets on loopback (ray.cluster_utils.Cluster) serving the
 default model through featurelock's Ray Serve deployment: one replica per node, responses that
-decrypt bit-exactly to local inference, the TorchServe statuses, Ray's metrics, no key bytes
+decrypt (bit-exactly the replica's features) to local inference within CROSS_PROCESS_TOL, the TorchServe statuses, Ray's metrics, no key bytes
 anywhere Ray keeps things, and a replica killed under load."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from featurelock.middleware import Context, FeatureReader  # noqa: E402
 from featurelock.middleware.errors import DecryptionError  # noqa: E402
 from featurelock.models.profiles import InputProfile  # noqa: E402
 
-from fl_serving_helpers import (Reference, export_default_model, file_kek, keyset,  # noqa: E402
+from fl_serving_helpers import (assert_same_features, Reference, export_default_model, file_kek, keyset,  # noqa: E402
                                 make_registry, pedestrian_pngs)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -45,8 +45,8 @@ def served(tmp_path_factory):
     source = resolve_model(root / "export", "torchscript")
     model = RayModel.from_export(root / "export", "aes-256-gcm", MODEL, backend="torchscript")
     with LocalRayCluster(nodes=NODES, cpus_per_node=1, env=env) as cluster:
-        # Batches of one: a row computed in a batch of k differs from the batch-of-one
-        # reference in the last bits (float reductions), and bit-exact is the claim here.
+        # Batches of one, like the reference: the rows then differ from it only by the
+        # replica's thread count (float reduction order), within CROSS_PROCESS_TOL.
         url = cluster.deploy(model, RayOptions(num_replicas=NODES, num_cpus=1, max_batch_size=1,
                                                max_ongoing_requests=4, identify_node=True))
         yield {"cluster": cluster, "url": url, "tokens": tokens, "kek": kek, "root": root,
@@ -66,7 +66,7 @@ def _replica_nodes() -> dict[str, str]:
     return LocalRayCluster.replica_nodes(MODEL)
 
 
-def test_one_replica_per_node_each_decrypts_bit_exactly(served):
+def test_one_replica_per_node_each_decrypts_to_local_inference(served):
     nodes = _replica_nodes()
     assert len(nodes) == NODES and len(set(nodes.values())) == NODES  # spread: 1 CPU per node
     assert set(nodes.values()) == set(served["cluster"].node_ids())
@@ -87,7 +87,7 @@ def test_one_replica_per_node_each_decrypts_bit_exactly(served):
     with ThreadPoolExecutor(6) as pool:
         answers = [a for batch in pool.map(send, range(6)) for a in batch]
     for _node, k, got in answers:
-        np.testing.assert_array_equal(got, expected[k])
+        assert_same_features(got, expected[k])
     seen = {node for node, _, _ in answers}
     assert seen == set(nodes.values()), f"answered by {len(seen)} of {NODES} nodes"
 
@@ -103,7 +103,7 @@ def test_statuses_match_torchserve(served):
     r = _client(served).embed(good, json=True)  # {"image": base64} in, JSON envelope out
     assert r.status == 200 and r.content_type == "application/json"
     ks = keyset(served["reg"], served["kek"], "acme")
-    np.testing.assert_array_equal(_client(served).read(r, ks), served["ref"]([good]))
+    assert_same_features(_client(served).read(r, ks), served["ref"]([good]))
     r = _client(served).embed(good, headers={"explain": "True"})
     assert r.status == 405
     # A tenant's envelope does not open under another tenant's keys or context.
@@ -239,8 +239,8 @@ def test_the_scan_harness_queries_the_ray_endpoint(served):
 
 
 def test_an_onnx_model_serves_beside_it(served):
-    """The ONNX backend on Ray: its own application on the same cluster, bit-exact to local
-    onnxruntime. num_cpus=0: the TorchScript replicas hold every node's one CPU."""
+    """The ONNX backend on Ray: its own application on the same cluster, equal to local
+    onnxruntime within CROSS_PROCESS_TOL. num_cpus=0: the TorchScript replicas hold every node's one CPU."""
     from featurelock.handlers.ray_serve import RayModel, RayOptions
 
     model = RayModel.from_export(served["root"] / "export", "aes-256-gcm", "reid-ray-onnx",
@@ -255,7 +255,7 @@ def test_an_onnx_model_serves_beside_it(served):
     for image in served["images"][:3]:
         r = client.embed(image)
         assert r.status == 200
-        np.testing.assert_array_equal(client.read(r, ks), ref([image]))
+        assert_same_features(client.read(r, ks), ref([image]))
 
 
 def test_autoscaling_from_config_adds_a_replica_under_load(served):
