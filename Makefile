@@ -8,7 +8,7 @@ SCALE_ARGS ?=
 SOAK_ARGS ?= --seconds 600
 FUZZ_RUNS ?= 1000000
 
-.PHONY: venv js-deps demo test test-fast fuzz fuzz-js bench bench-js bench-scale loadtest soak scan-budgets crafter crafter-bench disguise clean
+.PHONY: venv js-deps demo docs test test-fast fuzz fuzz-js bench bench-js bench-scale loadtest soak scan-budgets crafter crafter-bench disguise clean
 
 venv: $(STAMP)
 
@@ -34,7 +34,13 @@ demo: $(STAMP)
 
 test: $(STAMP) $(JS_STAMP)
 	cd js && node --test test/
+	@log=$$($(VENV)/bin/mkdocs build --strict -d out/site 2>&1) || { echo "$$log"; echo "docs: FAILED (mkdocs --strict)"; exit 1; }
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The docs site (mkdocs.yml, docs/) into out/site/. --strict: a broken link or anchor, or a page
+# missing from nav, fails the build; make test runs the same build.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict -d out/site
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
