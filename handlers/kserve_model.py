@@ -14,7 +14,9 @@ them over the wire: see `kserve_transformer`).
     postprocess  the envelopes (or plaintext rows) in the request's protocol
     explain      never served: 405
 
-A KServe request is one client's atomic unit: if any image fails (401/403 from the tenant's
+Credentials come first: kserve_server's gate (`_kserve_app`) calls `authenticate` on the headers
+before kserve reads the body, so a request without a valid token is a 401/403 whatever its
+body holds. A KServe request is one client's atomic unit: if any image fails (401/403 from the tenant's
 headers, 400/413/415 from an image) the whole request gets that status and no image is run
 through the model; an encryption failure is a 500 with no features (fail closed). Statuses and
 messages come from `errors.public_error` through the pipeline; `RefusedRequest` carries them to
@@ -41,6 +43,7 @@ Model = kserve.Model
 from featurelock.middleware.metrics import PrometheusMetrics
 
 from .errors import NotServed, RequestError, error_body, public_error
+from .request_parsing import TENANT_HEADER, TOKEN_HEADER, header
 from .kserve_protocol import (ENVELOPE_OUTPUT, FEATURES_OUTPUT, IMAGE_INPUT, v1_body, v1_payloads,
                               v2_body, v2_payloads)
 from .metrics_bridge import outcome_of
@@ -118,6 +121,19 @@ class FeaturelockKServeModel(Model):
         self.pipeline = ServingPipeline.load(self.config, self.model_path, gpu_id, self.recorder)
         self.ready = True
         return self.ready
+
+    def authenticate(self, headers: Mapping[str, str]) -> None:
+        """Credentials before the body (kserve_server's gate calls this before a byte of it is
+        read): RefusedRequest 401/403, counted, unless the headers hold a tenant's token.
+        The pipeline checks again per image, against the state its batch is served with."""
+        if self.pipeline is None:
+            raise RuntimeError("model not loaded")
+        tokens = self.pipeline.registry.current().tokens
+        try:
+            tokens.authenticate(header(headers, TENANT_HEADER), header(headers, TOKEN_HEADER))
+        except RequestError as exc:
+            self.recorder.count(outcome_of(exc))
+            raise RefusedRequest.of(exc) from None
 
     # -- v2 metadata -------------------------------------------------------------------
     def get_input_types(self) -> list[dict]:
