@@ -43,7 +43,6 @@ Model = kserve.Model
 from featurelock.middleware.metrics import PrometheusMetrics
 
 from .errors import NotServed, RequestError, error_body, public_error
-from .request_parsing import TENANT_HEADER, TOKEN_HEADER, header
 from .kserve_protocol import (ENVELOPE_OUTPUT, FEATURES_OUTPUT, IMAGE_INPUT, v1_body, v1_payloads,
                               v2_body, v2_payloads)
 from .metrics_bridge import outcome_of
@@ -128,9 +127,8 @@ class FeaturelockKServeModel(Model):
         The pipeline checks again per image, against the state its batch is served with."""
         if self.pipeline is None:
             raise RuntimeError("model not loaded")
-        tokens = self.pipeline.registry.current().tokens
         try:
-            tokens.authenticate(header(headers, TENANT_HEADER), header(headers, TOKEN_HEADER))
+            self.pipeline.authenticate(headers)
         except RequestError as exc:
             self.recorder.count(outcome_of(exc))
             raise RefusedRequest.of(exc) from None

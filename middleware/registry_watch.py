@@ -53,7 +53,7 @@ S = TypeVar("S", bound=Generational)
 def registry_fingerprint(directory: str | os.PathLike) -> Fingerprint:
     """(name, size, mtime_ns, inode) of every visible file in `directory`, sorted.
 
-    Hidden files (writers' temporary files, the generation lock) are left out. An unreadable
+    Hidden files (writers' temporary files, the registry lock) are left out. An unreadable
     directory is a fingerprint of its own, so it counts as one change, not one per poll."""
     entries: list[tuple[object, ...]] = []
     try:
