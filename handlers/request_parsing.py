@@ -2,8 +2,8 @@
 
 TorchServe hands each request to the handler as a dict of named parameters: `body` (or
 `data`) holds raw bytes, or the already-decoded JSON document when the client sent
-`Content-Type: application/json` and TorchServe decodes JSON. featurelock's TorchServe runs with
-`TS_DECODE_INPUT_REQUEST=false`, so JSON arrives as bytes and is parsed here, after the
+`Content-Type: application/json` and TorchServe decodes JSON. featurelock's TorchServe config sets
+`decode_input_request=false`, so JSON arrives as bytes and is parsed here, after the
 pipeline has authenticated the tenant (TorchServe's own decode runs before any handler and logs
 a traceback for every malformed body). Accepted:
 

@@ -278,8 +278,6 @@ class TorchServeProcess:
         tmp = str(self.workdir / "tmp")
         env.update(TMPDIR=tmp, TEMP=tmp, LOG_LOCATION=str(self.log_dir),
                    METRICS_LOCATION=str(self.log_dir))
-        # JSON bodies reach the handler as bytes: it parses them after authenticating.
-        env.setdefault("TS_DECODE_INPUT_REQUEST", "false")
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         return env
 

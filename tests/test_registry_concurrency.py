@@ -34,6 +34,9 @@ _FORK = mp.get_context("fork")
 def registry(tmp_path, monkeypatch):
     monkeypatch.setenv("CONCURRENCY_TEST_KEK", generate_kek_material())
     monkeypatch.setenv("FEATURELOCK_KEK", "env:CONCURRENCY_TEST_KEK")
+    # Generous: on a loaded machine 8 queued writers (each fsyncing) must not time out here;
+    # the timeout itself is tested below with its own value.
+    monkeypatch.setenv(LOCK_TIMEOUT_ENV, "60")
     monkeypatch.chdir(tmp_path)
     return tmp_path / "reg"
 

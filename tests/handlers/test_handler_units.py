@@ -86,7 +86,7 @@ def test_image_bytes_accepts_raw_and_json():
     assert image_bytes({"data": bytearray(b"abc")}, 100) == b"abc"
     assert image_bytes({"body": {"image": base64.b64encode(b"img").decode()}}, 100) == b"img"
     assert image_bytes({"file": b"abc"}, 100) == b"abc"
-    # JSON as bytes (TorchServe with TS_DECODE_INPUT_REQUEST=false): parsed here
+    # JSON as bytes (TorchServe with decode_input_request=false): parsed here
     assert image_bytes({"body": b'{"image": "aW1n"}'}, 100) == b"img"
 
 

@@ -274,7 +274,7 @@ def test_missing_credentials_401(stack):
 
 def test_json_is_parsed_only_after_authentication(stack):
     """Without credentials a malformed JSON body is a 401 (credentials before the body), and
-    TorchServe itself never parses it (TS_DECODE_INPUT_REQUEST=false): no "Failed json
+    TorchServe itself never parses it (decode_input_request=false): no "Failed json
     decoding" warning with its traceback in the worker log."""
     anon = EndpointClient(stack.ts.inference_url, "ts-aes-256-gcm", None, None,
                           stack.ts.inference_key)
