@@ -18,6 +18,11 @@ unwrapping, no HSM round trip under the lock), so a writer waits milliseconds fo
 they never see one file of a transaction without the others. A writer holds the lock for one
 read-modify-write; nothing slow (opening a KEK, loading a public-key file) happens under it.
 
+Waiting is polling (flock with LOCK_NB, every 1-10 ms), so it is not fair: writes that follow
+each other with no pause at all can keep a reader waiting past its timeout. A serving worker
+then keeps its last good state and tries again on its next poll (`registry_watch`); CLI
+commands, seconds apart, never come close.
+
 A process that already holds a directory's transaction and opens it again (tenants add creates
 a keyset through `KeyRegistry`) joins the outer one: one lock, one commit, one generation.
 
@@ -84,7 +89,7 @@ def _flock(directory: Path, shared: bool, timeout: float | None) -> Iterator[Non
         raise KeyStoreError(f"cannot lock {path}: {exc.strerror}") from None
     try:
         wait = lock_timeout() if timeout is None else timeout
-        deadline, pause = time.monotonic() + wait, 0.005
+        deadline, pause = time.monotonic() + wait, 0.001
         mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
         while True:
             try:
@@ -95,7 +100,7 @@ def _flock(directory: Path, shared: bool, timeout: float | None) -> Iterator[Non
                     raise RegistryBusy(f"key registry {directory} is locked by another command "
                                        f"(waited {wait:g} s); nothing was changed") from None
                 time.sleep(pause)
-                pause = min(pause * 2, 0.05)
+                pause = min(pause * 2, 0.01)
         yield
     finally:
         os.close(fd)  # releases the lock

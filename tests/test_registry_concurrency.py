@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import re
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -232,24 +233,31 @@ def test_a_command_that_cannot_take_the_lock_fails_in_one_line_changing_nothing(
 
 
 def test_readers_never_see_half_a_transaction(tmp_path):
-    """A writer commits tokens and a keyset file together, 200 times; a reader snapshotting
-    meanwhile always sees both files and the generation from the same commit."""
+    """A writer commits tokens and a keyset file together, again and again; 300 snapshots
+    taken meanwhile each see both files and the generation from one and the same commit."""
+    stop = threading.Event()
+
     def write():
-        for i in range(1, 201):
+        i = 0
+        while not stop.is_set() and i < 10_000:
+            i += 1
             with registry_transaction(tmp_path) as txn:
                 txn.write("tenants.json", b"%d" % i)
                 txn.write("acme.keyset.json", b"%d" % i)
+            time.sleep(0.001)  # commands follow each other, never with no pause at all
 
     writer = threading.Thread(target=write)
     writer.start()
     seen = set()
-    while writer.is_alive() or not seen:
-        snap = read_snapshot(tmp_path)
-        values = {snap.files.get("tenants.json"), snap.files.get("acme.keyset.json")}
-        assert len(values) == 1, values
-        value = values.pop()
-        assert snap.generation == (int(value) if value else 0)
-        seen.add(snap.generation)
-    writer.join()
-    assert read_snapshot(tmp_path).generation == 200
-    assert len(seen) > 1  # the reader did overlap the writes
+    try:
+        for _ in range(300):
+            snap = read_snapshot(tmp_path)
+            values = {snap.files.get("tenants.json"), snap.files.get("acme.keyset.json")}
+            assert len(values) == 1, values
+            value = values.pop()
+            assert snap.generation == (int(value) if value else 0)
+            seen.add(snap.generation)
+    finally:
+        stop.set()
+        writer.join()
+    assert len(seen) > 1  # the reads did overlap the writes
