@@ -235,7 +235,7 @@ def test_a_command_that_cannot_take_the_lock_fails_in_one_line_changing_nothing(
 def test_readers_never_see_half_a_transaction(tmp_path):
     """A writer commits tokens and a keyset file together, again and again; 300 snapshots
     taken meanwhile each see both files and the generation from one and the same commit."""
-    stop = threading.Event()
+    stop, started = threading.Event(), threading.Event()
 
     def write():
         i = 0
@@ -244,12 +244,14 @@ def test_readers_never_see_half_a_transaction(tmp_path):
             with registry_transaction(tmp_path) as txn:
                 txn.write("tenants.json", b"%d" % i)
                 txn.write("acme.keyset.json", b"%d" % i)
+            started.set()
             time.sleep(0.001)  # commands follow each other, never with no pause at all
 
     writer = threading.Thread(target=write)
     writer.start()
     seen = set()
     try:
+        assert started.wait(30)
         for _ in range(300):
             snap = read_snapshot(tmp_path)
             values = {snap.files.get("tenants.json"), snap.files.get("acme.keyset.json")}
