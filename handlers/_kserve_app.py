@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import re
+from typing import Any, Callable
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -22,8 +23,10 @@ from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.server import RESTServer
 from starlette.responses import Response
 
-from .errors import BadInput, NotServed, PayloadTooLarge
-from .kserve_model import RefusedRequest
+from .errors import BadInput, NotServed, PayloadTooLarge, RequestError
+from .kserve_model import FeaturelockKServeModel, RefusedRequest
+from .kserve_protocol import BINARY_HEADER, v2_binary_as_json, v2_binary_images
+from .metrics_bridge import outcome_of
 
 __all__ = ["FeaturelockModelServer"]
 
@@ -77,6 +80,78 @@ class _BodyLimit:
         await self.app(scope, limited, send)
 
 
+# The routes that carry a request body to a model: v1 predict/explain, v2 infer.
+_MODEL_ROUTE = re.compile(r"/v1/models/(?P<v1>[^/:]+):(?:predict|explain)"
+                          r"|/v2/models/(?P<v2>[^/]+)(?:/versions/[^/]+)?/infer")
+
+
+class _AuthenticateFirst:
+    """Credentials before the body: for a POST to one of our models, the tenant's token is
+    checked on the headers alone (401/403 before kserve reads or parses a byte). Then a v2
+    binary-tensor request (Inference-Header-Content-Length) is parsed here, within
+    `max_bytes`, and handed on in the JSON form: kserve 0.21 would decode image bytes as UTF-8
+    text and answer 500 with a traceback. A malformed one is a 400 with the layout expected."""
+
+    def __init__(self, app: Any, model: Callable[[str], Any], max_bytes: int) -> None:
+        self.app, self.model, self.max_bytes = app, model, max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        route = (_MODEL_ROUTE.fullmatch(scope["path"])
+                 if scope["type"] == "http" and scope["method"] == "POST" else None)
+        model = self.model(route["v1"] or route["v2"]) if route else None
+        if not isinstance(model, FeaturelockKServeModel) or model.pipeline is None:
+            await self.app(scope, receive, send)  # not ours: kserve answers (404, 405, ...)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", ())}
+        try:
+            model.authenticate(headers)
+            if route["v2"] and BINARY_HEADER in headers:
+                body = await _read_body(receive, self.max_bytes)
+                try:
+                    images, request_id = v2_binary_images(body, headers[BINARY_HEADER])
+                except RequestError as exc:
+                    model.recorder.count(outcome_of(exc))
+                    raise RefusedRequest.of(exc) from None
+                scope, receive = _as_json(scope, v2_binary_as_json(images, request_id), receive)
+        except RefusedRequest as refused:
+            log.info("request rejected (%d) before its body was parsed", refused.status_code)
+            await _answer(refused)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _read_body(receive: Any, max_bytes: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise RefusedRequest.of(BadInput("client went away"))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise RefusedRequest.of(PayloadTooLarge())
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _as_json(scope: dict, body: bytes, receive: Any) -> tuple[dict, Any]:
+    dropped = {b"content-length", b"content-type", BINARY_HEADER.encode()}
+    headers = [(k, v) for k, v in scope.get("headers", ()) if k.lower() not in dropped]
+    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if sent:  # after the body: the client's own messages (a disconnect, when it comes)
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return dict(scope, headers=headers), replay
+
+
 class _NoRepositoryChanges(ModelRepositoryExtension):
     """The v2 model repository API takes no credentials: any client could unload a model."""
 
@@ -105,6 +180,9 @@ class _RESTServer(RESTServer):
         for exc_class in (InferenceError, Exception):
             app.add_exception_handler(exc_class, _internal)
         app.add_middleware(_BodyLimit, max_bytes=self.max_request_bytes)
+        # Added last, so outermost: credentials are checked before anything reads the body.
+        app.add_middleware(_AuthenticateFirst, model=self.dataplane.model_registry.get_model,
+                           max_bytes=self.max_request_bytes)
 
 
 class FeaturelockModelServer(ModelServer):

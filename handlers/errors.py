@@ -6,6 +6,8 @@
           │    ├── MissingCredentials   401: no tenant or no token header
           │    ├── Forbidden            403: unknown tenant or wrong token
           │    ├── BadInput             400: empty body, malformed JSON, not an image
+          │    │    └── MalformedRequest  400: a KServe v2 binary-tensor request that does
+          │    │                          not follow the binary extension's layout
           │    ├── PayloadTooLarge      413: body or image over the configured limits
           │    ├── UnsupportedMedia     415: a content type we do not take
           │    └── NotServed            405: an explanation or describe request (never served)
@@ -25,6 +27,7 @@ from featurelock.middleware.errors import EncryptionError, FeaturelockError
 
 __all__ = [
     "ServingError", "RequestError", "MissingCredentials", "Forbidden", "BadInput",
+    "MalformedRequest",
     "PayloadTooLarge", "UnsupportedMedia", "NotServed", "ServerConfigError", "CraftingError",
     "public_error",
     "error_body",
@@ -49,6 +52,10 @@ class Forbidden(RequestError):
 
 class BadInput(RequestError):
     """The body is empty, malformed or not a decodable image."""
+
+
+class MalformedRequest(BadInput):
+    """A KServe v2 binary-tensor request whose header or tensor layout is broken."""
 
 
 class PayloadTooLarge(RequestError):
@@ -78,6 +85,9 @@ _PUBLIC: list[tuple[type[BaseException], int, str, str]] = [
     (Forbidden, 403, "Forbidden", "tenant not authorized"),
     (PayloadTooLarge, 413, "Payload Too Large", "request too large"),
     (UnsupportedMedia, 415, "Unsupported Media Type", "send image bytes or JSON {\"image\": base64}"),
+    (MalformedRequest, 400, "Bad Request",
+     "malformed v2 binary request: one BYTES input \"image\", each element a 4-byte "
+     "little-endian length and the image file"),
     (BadInput, 400, "Bad Request", "input is not a valid image"),
     (NotServed, 405, "Method Not Allowed", "only predictions are served"),
     (EncryptionError, 500, "Internal Server Error", "features could not be protected"),

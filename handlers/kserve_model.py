@@ -14,7 +14,9 @@ them over the wire: see `kserve_transformer`).
     postprocess  the envelopes (or plaintext rows) in the request's protocol
     explain      never served: 405
 
-A KServe request is one client's atomic unit: if any image fails (401/403 from the tenant's
+Credentials come first: kserve_server's gate (`_kserve_app`) calls `authenticate` on the headers
+before kserve reads the body, so a request without a valid token is a 401/403 whatever its
+body holds. A KServe request is one client's atomic unit: if any image fails (401/403 from the tenant's
 headers, 400/413/415 from an image) the whole request gets that status and no image is run
 through the model; an encryption failure is a 500 with no features (fail closed). Statuses and
 messages come from `errors.public_error` through the pipeline; `RefusedRequest` carries them to
@@ -118,6 +120,18 @@ class FeaturelockKServeModel(Model):
         self.pipeline = ServingPipeline.load(self.config, self.model_path, gpu_id, self.recorder)
         self.ready = True
         return self.ready
+
+    def authenticate(self, headers: Mapping[str, str]) -> None:
+        """Credentials before the body (kserve_server's gate calls this before a byte of it is
+        read): RefusedRequest 401/403, counted, unless the headers hold a tenant's token.
+        The pipeline checks again per image, against the state its batch is served with."""
+        if self.pipeline is None:
+            raise RuntimeError("model not loaded")
+        try:
+            self.pipeline.authenticate(headers)
+        except RequestError as exc:
+            self.recorder.count(outcome_of(exc))
+            raise RefusedRequest.of(exc) from None
 
     # -- v2 metadata -------------------------------------------------------------------
     def get_input_types(self) -> list[dict]:

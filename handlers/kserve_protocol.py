@@ -9,6 +9,13 @@
       -> {"id": ..., "outputs": [{"name": "envelope", "datatype": "BYTES", "shape": [N],
                                   "data": ["<base64 envelope>", ...]}]}
          plaintext: {"name": "features", "datatype": "FP32", "shape": [N, D], "data": [...]}
+    v2 binary tensors (the protocol's binary data extension), the image files unencoded:
+         header Inference-Header-Content-Length: <J>; body = J bytes of JSON
+         {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [N],
+                      "parameters": {"binary_data_size": S}}]}
+         then S bytes: per image a 4-byte little-endian length and the file's bytes.
+         kserve 0.21 cannot take image bytes this way (it re-encodes BYTES as UTF-8 text), so
+         kserve_model's gate parses them (`v2_binary_payloads`) and hands kserve the JSON form.
 
 Server side, `v1_payloads` / `v2_payloads` turn a request into the pipeline's per-image payloads
 ({"body": {"image": "<b64>"}}: base64 checks and size limits stay in `request_parsing`), and
@@ -27,16 +34,18 @@ import json
 import uuid
 from typing import Any, Mapping, Sequence
 
-from .errors import BadInput, PayloadTooLarge, UnsupportedMedia
+from .errors import BadInput, MalformedRequest, PayloadTooLarge, UnsupportedMedia
 
 __all__ = ["PROTOCOLS", "TORCHSERVE", "KSERVE_V1", "KSERVE_V2", "MAX_INSTANCES", "IMAGE_INPUT",
            "ENVELOPE_OUTPUT", "FEATURES_OUTPUT", "v1_payloads", "v2_payloads", "v1_body",
-           "v2_body", "request_path", "client_request", "client_result"]
+           "v2_body", "request_path", "client_request", "client_result", "BINARY_HEADER",
+           "v2_binary_images", "v2_binary_as_json", "client_binary_request"]
 
 TORCHSERVE, KSERVE_V1, KSERVE_V2 = "torchserve", "kserve-v1", "kserve-v2"
 PROTOCOLS = (TORCHSERVE, KSERVE_V1, KSERVE_V2)
 MAX_INSTANCES = 64  # images per KServe request: one request is one model batch
 IMAGE_INPUT, ENVELOPE_OUTPUT, FEATURES_OUTPUT = "image", "envelope", "features"
+BINARY_HEADER = "inference-header-content-length"
 
 
 def _payload(b64: Any) -> dict[str, Any]:
@@ -94,6 +103,52 @@ def v2_payloads(request: Any) -> list[dict[str, Any]]:
     return [_payload(item) for item in data]
 
 
+def v2_binary_images(body: bytes, json_length: str | None) -> tuple[list[bytes], str | None]:
+    """The image files of a v2 binary-tensor request and its id. MalformedRequest for any
+    deviation from the layout in the module docstring (never an exception of another kind)."""
+    if json_length is None or not json_length.isdigit() or not 0 < int(json_length) <= len(body):
+        raise MalformedRequest("Inference-Header-Content-Length must be the JSON header's size")
+    split = int(json_length)
+    try:
+        doc = json.loads(body[:split])
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedRequest("the JSON header is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) \
+            or len(doc["inputs"]) != 1 or not isinstance(doc["inputs"][0], dict):
+        raise MalformedRequest("exactly one input")
+    tensor = doc["inputs"][0]
+    params = tensor.get("parameters")
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    shape = tensor.get("shape")
+    if tensor.get("name") != IMAGE_INPUT or tensor.get("datatype") != "BYTES" \
+            or "data" in tensor or type(size) is not int or size != len(body) - split \
+            or not isinstance(shape, list) or len(shape) != 1 or type(shape[0]) is not int:
+        raise MalformedRequest('one BYTES input "image" of shape [N] with binary_data_size')
+    _count(shape[0])
+    images, at, data = [], split, memoryview(body)
+    while at < len(body):
+        if at + 4 > len(body):
+            raise MalformedRequest("an element's length runs past the body")
+        n = int.from_bytes(data[at: at + 4], "little")
+        if at + 4 + n > len(body):
+            raise MalformedRequest("an element runs past the body")
+        images.append(bytes(data[at + 4: at + 4 + n]))
+        at += 4 + n
+    if len(images) != shape[0]:
+        raise MalformedRequest("shape [N] must count the elements")
+    request_id = doc.get("id")
+    return images, request_id if isinstance(request_id, str) else None
+
+
+def v2_binary_as_json(images: Sequence[bytes], request_id: str | None) -> bytes:
+    """The same request in the JSON form kserve parses."""
+    doc: dict = {"inputs": [{"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [len(images)],
+                             "data": [_b64(i) for i in images]}]}
+    if request_id:
+        doc["id"] = request_id
+    return json.dumps(doc).encode()
+
+
 # -- server: responses -----------------------------------------------------------------------
 def _b64(data: bytes | bytearray) -> str:
     return base64.b64encode(bytes(data)).decode("ascii")
@@ -142,6 +197,19 @@ def client_request(protocol: str, image: bytes) -> bytes:
     else:
         raise ValueError(f"not a KServe protocol: {protocol!r}")
     return json.dumps(doc).encode()
+
+
+def client_binary_request(images: Sequence[bytes], request_id: str | None = None
+                          ) -> tuple[bytes, dict[str, str]]:
+    """(body, headers) of a v2 binary-tensor request carrying `images` unencoded."""
+    blob = b"".join(len(i).to_bytes(4, "little") + bytes(i) for i in images)
+    doc: dict = {"inputs": [{"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [len(images)],
+                             "parameters": {"binary_data_size": len(blob)}}]}
+    if request_id:
+        doc["id"] = request_id
+    header = json.dumps(doc).encode()
+    return header + blob, {"Inference-Header-Content-Length": str(len(header)),
+                           "Content-Type": "application/octet-stream"}
 
 
 def client_result(protocol: str, body: bytes) -> tuple[bytes, str] | None:

@@ -179,6 +179,13 @@ class ServingPipeline:
     def device(self) -> torch.device:
         return getattr(self.runner, "device", torch.device("cpu"))
 
+    def authenticate(self, headers: Mapping[str, Any] | None) -> str:
+        """The tenant whose token `headers` hold (MissingCredentials / Forbidden otherwise).
+        Adapters that read the body themselves call this first: credentials before the body.
+        `decode` checks again, against the state its batch is served with."""
+        return self.registry.current().tokens.authenticate(
+            header(headers, TENANT_HEADER), header(headers, TOKEN_HEADER))
+
     # -- stages ------------------------------------------------------------------------
     def serve(self, requests: list[Request]) -> list[Response]:
         return self.respond(self.infer(self.decode(requests)))

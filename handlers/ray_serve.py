@@ -32,7 +32,7 @@ from ray import serve
 from starlette.requests import Request as HttpRequest
 from starlette.responses import Response as HttpResponse
 
-from .errors import BadInput, PayloadTooLarge
+from .errors import BadInput, PayloadTooLarge, RequestError
 from .pipeline import JSON, Request, Response, ServingPipeline
 from .serving_config import ServingConfig
 
@@ -135,9 +135,10 @@ class FeaturelockDeployment:
 
     async def __call__(self, http: HttpRequest) -> HttpResponse:
         try:
+            self.pipeline.authenticate(http.headers)  # credentials before reading the body
             body = await _read_body(http, self._body_limit)
             request = Request(http.headers, _payload(body, http.headers.get("content-type", "")))
-        except (PayloadTooLarge, BadInput) as exc:
+        except RequestError as exc:  # 401/403, then 413 or malformed JSON
             response = self.pipeline.reject(exc)
         else:
             try:

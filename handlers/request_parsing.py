@@ -2,7 +2,10 @@
 
 TorchServe hands each request to the handler as a dict of named parameters: `body` (or
 `data`) holds raw bytes, or the already-decoded JSON document when the client sent
-`Content-Type: application/json`. Accepted:
+`Content-Type: application/json` and TorchServe decodes JSON. featurelock's TorchServe config sets
+`decode_input_request=false`, so JSON arrives as bytes and is parsed here, after the
+pipeline has authenticated the tenant (TorchServe's own decode runs before any handler and logs
+a traceback for every malformed body). Accepted:
 
     raw bytes       Content-Type image/jpeg, image/png or application/octet-stream
     JSON            {"image": "<base64 of the image file>"}     (one image per request)
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any, Mapping
 
 from .errors import BadInput, PayloadTooLarge, UnsupportedMedia
@@ -30,6 +34,7 @@ TENANT_HEADER = "x-featurelock-tenant"
 TOKEN_HEADER = "x-featurelock-token"
 _BODY_KEYS = ("body", "data")
 _CONTROL_HEADERS = frozenset({"explain", "describe"})
+_JSON_OVERHEAD = 1024  # {"image": "..."} around the base64, with whitespace
 
 
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -81,10 +86,18 @@ def image_bytes(request: Mapping[str, Any], max_body_bytes: int) -> bytes:
         raise BadInput("unsupported body")
     if len(value) == 0:
         raise BadInput("empty body")
+    if value[:1] in (b"{", b"["):  # JSON, undecoded (see the module docstring)
+        if len(value) > (max_body_bytes * 4) // 3 + _JSON_OVERHEAD:  # base64 inside
+            raise PayloadTooLarge("body too large")
+        try:
+            doc = json.loads(value)
+        except (ValueError, UnicodeDecodeError):
+            raise BadInput("malformed JSON body") from None
+        if not isinstance(doc, Mapping):
+            raise BadInput('JSON body must be {"image": "<base64>"}')
+        return _from_json(doc, max_body_bytes)
     if len(value) > max_body_bytes:
         raise PayloadTooLarge("body too large")
-    if value[:1] in (b"{", b"["):  # JSON that TorchServe could not decode, or JSON sent as bytes
-        raise BadInput("malformed JSON body")
     return bytes(value)
 
 

@@ -3,8 +3,8 @@
     ServingState(generation, tokens, protectors)   the registry's generation, the tenants'
                                                    token verifiers, a protector per tenant
 
-`load_serving_state` builds it from the key registry in one go (generation first, see
-`featurelock.middleware._generation`); `watch_serving_state` keeps it current with a
+`load_serving_state` builds it from one snapshot of the key registry (read under the
+registry's shared lock, see `featurelock.middleware._transaction`); `watch_serving_state` keeps it current with a
 `RegistryWatcher`, so `keys add|promote|disable|destroy` and `tenants add|remove` take effect
 within about a second on every worker, without a restart. A registry that does not load
 leaves the last good state in place.
@@ -23,7 +23,7 @@ from typing import Mapping
 from featurelock.middleware import FeatureProtector, KeyRegistry, kek_from_uri
 from featurelock.middleware.errors import FeaturelockError
 from featurelock.middleware.metrics import Recorder
-from featurelock.middleware.registry import read_generation
+from featurelock.middleware.registry import RegistrySnapshot, read_snapshot
 from featurelock.middleware.registry_watch import RegistryWatcher
 from featurelock.middleware.schemes import scheme_leak
 
@@ -35,6 +35,10 @@ __all__ = ["ServingState", "load_protectors", "load_serving_state", "watch_servi
 
 log = logging.getLogger(__name__)
 
+# A worker waits at most this long for a writer's commit; past it the reload fails, the last
+# good state keeps serving and the next poll tries again.
+READ_LOCK_TIMEOUT = 2.0
+
 
 @dataclass(frozen=True)
 class ServingState:
@@ -45,16 +49,17 @@ class ServingState:
     protectors: Mapping[str, FeatureProtector] = field(repr=False)
 
 
-def load_protectors(config: ServingConfig, registry_dir: str,
-                    tenants: list[str]) -> dict[str, FeatureProtector]:
+def load_protectors(config: ServingConfig, registry_dir: str, tenants: list[str], *,
+                    snapshot: RegistrySnapshot | None = None) -> dict[str, FeatureProtector]:
     """A protector per tenant; ServerConfigError unless every tenant has a usable keyset whose
     primary key uses the configured scheme. Logs a warning per tenant whose primary key's
-    scheme measurably leaks (its keys were made with --allow-leaky-scheme)."""
+    scheme measurably leaks (its keys were made with --allow-leaky-scheme). The keysets come
+    from `snapshot` when given (one consistent read of the registry), else from a new one."""
     kek_uri = os.environ.get(config.kek_env)
     if not kek_uri:
         raise ServerConfigError(f"no key-encryption key: ${config.kek_env} is not set")
     try:
-        keysets = KeyRegistry(registry_dir, kek_from_uri(kek_uri)).load_all()
+        keysets = KeyRegistry(registry_dir, kek_from_uri(kek_uri)).load_all(snapshot)
     except (FeaturelockError, ValueError, TypeError) as exc:
         raise ServerConfigError(f"cannot load the key registry: {exc}") from None
     missing = sorted(set(tenants) - set(keysets))
@@ -78,13 +83,14 @@ def load_protectors(config: ServingConfig, registry_dir: str,
 
 def load_serving_state(config: ServingConfig, registry_dir: str) -> ServingState:
     """The whole state, or ServerConfigError / KeyStoreError: never a partial one."""
-    # Generation BEFORE the files: writers bump after writing, so we never claim too much.
-    generation = read_generation(registry_dir)
-    tokens = TenantTokens.load(registry_dir)
+    # One copy of every file under the registry's shared lock (milliseconds; no writer commits
+    # meanwhile), parsed and unwrapped after it: generation, tokens and keysets always agree.
+    snapshot = read_snapshot(registry_dir, timeout=READ_LOCK_TIMEOUT)
+    tokens = TenantTokens.from_snapshot(snapshot)
     # Keyless models (plaintext baselines, crafter) authenticate tenants but hold no keys.
     protectors = {} if config.keyless else load_protectors(config, registry_dir,
-                                                             tokens.tenants())
-    return ServingState(generation, tokens, MappingProxyType(protectors))
+                                                             tokens.tenants(), snapshot=snapshot)
+    return ServingState(snapshot.generation, tokens, MappingProxyType(protectors))
 
 
 def watch_serving_state(config: ServingConfig, registry_dir: str, *,

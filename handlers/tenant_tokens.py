@@ -4,8 +4,9 @@
                                          "tenants": {"acme": {"sha256": "<hex>", "created": t}}}
 
 A token is `secrets.token_urlsafe(32)` (256 random bits), so an unsalted SHA-256 is a sound
-verifier: nothing to brute-force. The file is written atomically with mode 0600. The token
-itself is shown once, by `featurelock tenants add`, and never stored.
+verifier: nothing to brute-force. The file is written atomically with mode 0600, in a registry
+transaction (`featurelock.middleware._transaction`). The token itself is shown once, by
+`featurelock tenants add`, and never stored.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import secrets
 import time
 from pathlib import Path
 
-from featurelock.middleware._files import write_private_atomic
+from featurelock.middleware._transaction import (RegistrySnapshot, Transaction,
+                                                 registry_transaction)
 from featurelock.middleware.errors import KeyStoreError
-from featurelock.middleware.registry import bump_generation
 
 from .errors import Forbidden, MissingCredentials
 
@@ -48,18 +49,43 @@ class TenantTokens:
         self.path = Path(directory) / TENANTS_FILE
         self._verifiers: dict[str, str] = {}
         self._created: dict[str, int] = {}
+        self._loaded: bytes | None = None  # the file as loaded: save() refuses if it changed
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, missing_ok: bool = False) -> "TenantTokens":
+    def load(cls, directory: str | os.PathLike, *, missing_ok: bool = False,
+             txn: Transaction | None = None) -> "TenantTokens":
+        """The tenants.json of `directory` (read through `txn` when inside a transaction)."""
+        path = Path(directory) / TENANTS_FILE
+        if txn is not None:
+            data = txn.read(TENANTS_FILE)
+        else:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                data = None
+            except OSError:
+                raise KeyStoreError(f"cannot read {path}") from None
+        return cls.parse(directory, data, missing_ok=missing_ok)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: RegistrySnapshot, *,
+                      missing_ok: bool = False) -> "TenantTokens":
+        return cls.parse(snapshot.directory, snapshot.files.get(TENANTS_FILE),
+                         missing_ok=missing_ok)
+
+    @classmethod
+    def parse(cls, directory: str | os.PathLike, data: bytes | None, *,
+              missing_ok: bool = False) -> "TenantTokens":
         tokens = cls(directory)
-        try:
-            doc = json.loads(tokens.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        tokens._loaded = data
+        if data is None:
             if missing_ok:
                 return tokens
             raise KeyStoreError(f"no {TENANTS_FILE} in {directory}; add a tenant with "
-                                "`featurelock tenants add`") from None
-        except (OSError, ValueError):
+                                "`featurelock tenants add`")
+        try:
+            doc = json.loads(data)
+        except ValueError:
             raise KeyStoreError(f"cannot read {tokens.path}") from None
         try:
             if doc["featurelock_tenants"] != _FORMAT:
@@ -99,11 +125,24 @@ class TenantTokens:
             raise Forbidden("token rejected")
         return tenant
 
-    def save(self) -> int:
-        """Write tenants.json and bump the registry's generation; returns the new generation."""
+    def save(self, txn: Transaction | None = None) -> int | None:
+        """Write tenants.json: staged in `txn`, or in a transaction of its own, which bumps the
+        registry's generation and returns it. KeyStoreError, writing nothing, if the file
+        changed after it was loaded (saving would drop that change: a token or a revocation)."""
+        if txn is not None:
+            self._stage(txn)
+            return None
+        with registry_transaction(self.path.parent) as own:
+            self._stage(own)
+        return own.generation
+
+    def _stage(self, txn: Transaction) -> None:
+        if txn.read(TENANTS_FILE) != self._loaded:
+            raise KeyStoreError(f"{self.path} changed after it was loaded (another command "
+                                "wrote it); load it again and redo the change")
         created = self._created
         doc = {"featurelock_tenants": _FORMAT, "tenants": {
             t: {"sha256": v, "created": created.get(t, 0)} for t, v in sorted(self._verifiers.items())}}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_private_atomic(self.path, json.dumps(doc, indent=1).encode("utf-8"))
-        return bump_generation(self.path.parent)
+        data = json.dumps(doc, indent=1).encode("utf-8")
+        txn.write(TENANTS_FILE, data)
+        self._loaded = data

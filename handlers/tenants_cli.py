@@ -8,9 +8,11 @@ $FEATURELOCK_KEK; cleartext only with --insecure-cleartext) and prints a new acc
 Only its SHA-256 verifier is stored, in DIR/tenants.json (mode 0600, written atomically).
 A scheme that measurably leaks (shufflebits, shufflebits-otp) needs --allow-leaky-scheme.
 `add --rotate-token` issues a new token for an existing tenant. `remove` revokes the token; the
-keyset file is kept (so stored envelopes stay readable) unless --delete-keyset. Every write
-bumps the registry's generation; serving workers apply it within about a second, no restart
-(`featurelock.handlers.serving_state`).
+keyset file is kept (so stored envelopes stay readable) unless --delete-keyset. Every command
+is one registry transaction (`featurelock.middleware._transaction`): it takes the registry's
+lock, reads, writes keyset and tokens together, bumps the generation once, and releases; a
+command that cannot take the lock in time changes nothing. Serving workers apply a change
+within about a second, no restart (`featurelock.handlers.serving_state`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 
 from featurelock.middleware import KeyRegistry, kek_from_uri
 from featurelock.middleware.errors import KeyStoreError, TenantError
-from featurelock.middleware.registry import bump_generation, validate_tenant
+from featurelock.middleware.registry import (read_snapshot, registry_transaction,
+                                              validate_tenant)
 from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES, leaky_schemes
 from featurelock.middleware.storage import load_public_keyset
 
@@ -72,19 +75,21 @@ def add_tenant(registry: str | os.PathLike, tenant: str, scheme: str = DEFAULT_S
     if not uri and not insecure_cleartext:
         raise KeyStoreError(f"no key-encryption key: pass --kek URI or set {KEK_ENV} "
                             "(or --insecure-cleartext for development)")
-    tokens = TenantTokens.load(registry, missing_ok=True)
-    if not rotate_token:
-        if tenant in tokens.tenants():
-            raise TenantError(f"tenant {tenant!r} exists; use --rotate-token for a new token")
-        kek = kek_from_uri(uri) if uri else None
-        public = load_public_keyset(public_key) if public_key else None
-        KeyRegistry(registry, kek, allow_cleartext=insecure_cleartext).create(
-            tenant, scheme, allow_leaky=allow_leaky, public_keyset=public)
-    elif tenant not in tokens.tenants():
-        raise TenantError(f"no tenant {tenant!r} to rotate")
-    token = tokens.issue(tenant)
-    tokens.save()
-    return token
+    # Opened before the lock: a KEK login or a public-key file is never read under it.
+    kek = kek_from_uri(uri) if uri and not rotate_token else None
+    public = load_public_keyset(public_key) if public_key and not rotate_token else None
+    with registry_transaction(registry) as txn:  # keyset + token: one commit, one generation
+        tokens = TenantTokens.load(registry, missing_ok=True, txn=txn)
+        if not rotate_token:
+            if tenant in tokens.tenants():
+                raise TenantError(f"tenant {tenant!r} exists; use --rotate-token for a new token")
+            KeyRegistry(registry, kek, allow_cleartext=insecure_cleartext).create(
+                tenant, scheme, allow_leaky=allow_leaky, public_keyset=public)
+        elif tenant not in tokens.tenants():
+            raise TenantError(f"no tenant {tenant!r} to rotate")
+        token = tokens.issue(tenant)
+        tokens.save(txn)
+    return token  # only now: the token is on disk
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"tenant {args.tenant}: {what} created. The token is shown ONCE; store it now:")
         print(token)
         return 0
-    tokens = TenantTokens.load(args.registry, missing_ok=True)
     if args.action == "list":
-        keysets = set(KeyRegistry(args.registry, None).tenants())
+        snapshot = read_snapshot(args.registry)  # tokens and keysets as of one instant
+        tokens = TenantTokens.from_snapshot(snapshot, missing_ok=True)
+        keysets = set(snapshot.tenants())
         for tenant in sorted(set(tokens.tenants()) | keysets):
             state = []
             state.append("token" if tenant in tokens.tenants() else "NO TOKEN")
@@ -108,11 +114,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{tenant}\t{', '.join(state)}")
         return 0
     validate_tenant(args.tenant)
-    if not tokens.remove(args.tenant):
-        raise TenantError(f"no tenant {args.tenant!r}")
-    tokens.save()
-    if args.delete_keyset:  # after the token is gone, so no worker ever sees a token without keys
-        KeyRegistry(args.registry, None).path(args.tenant).unlink(missing_ok=True)
-        bump_generation(args.registry)
+    if not args.registry.is_dir():
+        raise TenantError(f"no tenant {args.tenant!r}: {args.registry} is not a key registry")
+    with registry_transaction(args.registry) as txn:  # token and keyset go in one commit
+        tokens = TenantTokens.load(args.registry, missing_ok=True, txn=txn)
+        if not tokens.remove(args.tenant):
+            raise TenantError(f"no tenant {args.tenant!r}")
+        tokens.save(txn)
+        if args.delete_keyset:  # staged after the token, so it is renamed away after it
+            txn.remove(KeyRegistry.file_name(args.tenant))
     print(f"tenant {args.tenant}: token revoked{' and keyset deleted' if args.delete_keyset else ''}")
     return 0

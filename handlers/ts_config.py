@@ -45,6 +45,9 @@ workflow_store=${workflow_store}
 # No per-model pip installs, no env-var overrides of this file, no config snapshots.
 install_py_dep_per_model=false
 enable_envvars_config=false
+# JSON bodies reach the handler undecoded: it parses them after authenticating the tenant
+# (TorchServe's own decode runs before any handler and logs a traceback per malformed body).
+decode_input_request=false
 # Prometheus metrics on the (loopback) metrics port, featurelock's metrics declared.
 metrics_mode=prometheus
 metrics_config=${metrics_config}

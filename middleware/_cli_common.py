@@ -1,16 +1,23 @@
-"""Options shared by the key and crypt subcommands: where the keyset is, and its KEK."""
+"""Options shared by the key and crypt subcommands: where the keyset is, and its KEK.
+
+A keyset change is one transaction under the lock of the keyset's directory (`transaction`):
+read, modify and write happen while no other command can write there.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .errors import KeyStoreError
 from .kek import KeyEncryptionKey, kek_from_uri
 from .keyset import Keyset
-from .registry import KEYSET_SUFFIX, bump_generation, validate_tenant
-from .storage import load_keyset, save_keyset
+from ._transaction import Transaction, registry_lock_shared, registry_transaction
+from .registry import KEYSET_SUFFIX, validate_tenant
+from .storage import unwrap_keyset, wrap_keyset
 
 KEK_ENV = "FEATURELOCK_KEK"
 
@@ -45,17 +52,45 @@ def open_kek(args: argparse.Namespace) -> KeyEncryptionKey | None:
                         "(or --insecure-cleartext for development)")
 
 
-def load(args: argparse.Namespace) -> Keyset:
-    return load_keyset(keyset_path(args), open_kek(args), args.tenant,
-                       allow_cleartext=args.insecure_cleartext)
+def _in_registry(args: argparse.Namespace, path: Path) -> bool:
+    # a registry's file (--registry, or --keyset naming <tenant>.keyset.json) bumps its generation
+    return path.name == f"{args.tenant}{KEYSET_SUFFIX}"
 
 
-def save(args: argparse.Namespace, keyset: Keyset) -> int | None:
-    """Save the keyset; in a registry, bump its generation and return it (None otherwise)."""
+@contextmanager
+def transaction(args: argparse.Namespace) -> Iterator[Transaction]:
+    """Lock the keyset's directory for one read-modify-write; commits when the block ends."""
     path = keyset_path(args)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_keyset(path, keyset, open_kek(args), args.tenant,
-                insecure_cleartext=args.insecure_cleartext)
-    if path.name == f"{args.tenant}{KEYSET_SUFFIX}":  # a registry's file (--registry or --keyset)
-        return bump_generation(path.parent)
-    return None
+    with registry_transaction(path.parent, bump=_in_registry(args, path)) as txn:
+        yield txn
+
+
+@contextmanager
+def reading(args: argparse.Namespace) -> Iterator[None]:
+    """Hold the keyset's directory's lock shared: no key change lands meanwhile."""
+    with registry_lock_shared(keyset_path(args).parent):
+        yield
+
+
+def load(args: argparse.Namespace, txn: Transaction | None = None,
+         kek: KeyEncryptionKey | None = None) -> Keyset:
+    path = keyset_path(args)
+    kek = kek or open_kek(args)
+    if txn is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise KeyStoreError(f"cannot read keyset file {path}: {exc.strerror}") from None
+    else:
+        data = txn.read(path.name)
+        if data is None:
+            raise KeyStoreError(f"cannot read keyset file {path}: No such file or directory")
+    return unwrap_keyset(data, kek, args.tenant, allow_cleartext=args.insecure_cleartext)
+
+
+def save(args: argparse.Namespace, keyset: Keyset, txn: Transaction,
+         kek: KeyEncryptionKey | None = None) -> None:
+    """Stage the keyset in `txn`; its commit writes it (and bumps a registry's generation)."""
+    kek = kek or open_kek(args)
+    txn.write(keyset_path(args).name, wrap_keyset(keyset, kek, args.tenant,
+                                                  insecure_cleartext=args.insecure_cleartext))

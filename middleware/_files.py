@@ -20,6 +20,8 @@ def write_private_atomic(path: str | os.PathLike, data: bytes) -> None:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename publishes it
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -35,26 +35,34 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    keyset = common.load(args)
     context = Context(args.model, args.model_version, args.tenant)
-    if args.command == "encrypt":
+    if args.command == "rewrap":
+        _rewrap(args, context)
+    elif args.command == "encrypt":
         features = _load_npy(args.input)
-        envelope = FeatureProtector(keyset).protect(features, context)
+        envelope = FeatureProtector(common.load(args)).protect(features, context)
         data = Envelope.from_bytes(envelope).to_json().encode() if args.json else bytes(envelope)
         write_private_atomic(args.output, data)
         print(f"encrypted {features.shape} {features.dtype} -> {args.output}")
     elif args.command == "decrypt":
-        features = FeatureReader(keyset).read(_read_envelope(args.input), context)
+        features = FeatureReader(common.load(args)).read(_read_envelope(args.input), context)
         write_private_atomic(args.output, _npy_bytes(features))
         print(f"decrypted {args.input} -> {args.output} {features.shape} {features.dtype}")
-    else:
+    return 0
+
+
+def _rewrap(args: argparse.Namespace, context: Context) -> None:
+    # Under the registry's shared lock: the key we rewrap under cannot be disabled, destroyed
+    # or demoted until every envelope is written (a concurrent `keys destroy` waits for us).
+    kek = common.open_kek(args)  # before the lock: a KEK login never runs under it
+    with common.reading(args):
+        keyset = common.load(args, kek=kek)
         for path in args.inputs:
             raw = _read_envelope(path)
             new = rewrap(keyset, raw, context)
             is_json = raw[:1] == b"{"
             write_private_atomic(path, Envelope.from_bytes(new).to_json().encode() if is_json else bytes(new))
             print(f"rewrapped {path} under key {keyset.primary_id}")
-    return 0
 
 
 def _load_npy(path: Path) -> np.ndarray:

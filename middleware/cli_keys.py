@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 from . import _cli_common as common
+from ._transaction import Transaction
 from .errors import KeyStoreError
-from .kek import create_kek_file, generate_kek_material, kek_from_uri
+from .kek import KeyEncryptionKey, create_kek_file, generate_kek_material, kek_from_uri
 from .keyset import KEY_TYPES, Keyset
 from .registry import check_server_keyset
 from .schemes import DEFAULT_SCHEME, leaky_schemes
@@ -71,30 +72,51 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "new-kek":
         return _new_kek(args.kek)
+    if args.action in ("list", "export-public", "export"):  # read only: no transaction
+        return _show(args, common.load(args))
+    # Opened before the lock: a KEK login or a public-key file is never read under it.
+    kek = common.open_kek(args)
+    public = load_public_keyset(args.public_key) if getattr(args, "public_key", None) else None
+    with common.transaction(args) as txn:  # read, modify, write: one transaction
+        message = _change(args, txn, kek, public)
+    print(message)  # only now: the change is on disk
+    _print_generation(txn.generation)
+    return 0
+
+
+def _change(args: argparse.Namespace, txn: Transaction, kek: KeyEncryptionKey | None,
+            public: Keyset | None) -> str:
+    path = common.keyset_path(args)
     if args.action == "create":
-        if common.keyset_path(args).exists():
-            raise KeyStoreError(f"{common.keyset_path(args)} exists; refusing to overwrite")
-        if args.public_key:
-            keyset = load_public_keyset(args.public_key)
-        else:
-            keyset = Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed,
-                                     allow_leaky=args.allow_leaky_scheme)
-        generation = _save(args, keyset)
-        print(f"created keyset {common.keyset_path(args)} with primary key {keyset.primary_id} "
-              f"({keyset.info()[0].scheme})")
-        _print_generation(generation)
-        return 0
+        if txn.exists(path.name):
+            raise KeyStoreError(f"{path} exists; refusing to overwrite")
+        keyset = public or Keyset.generate(args.scheme, shufflebits_seed=args.shufflebits_seed,
+                                           allow_leaky=args.allow_leaky_scheme)
+        _save(args, txn, keyset, kek)
+        return (f"created keyset {path} with primary key {keyset.primary_id} "
+                f"({keyset.info()[0].scheme})")
     if args.action == "import-public":
-        keyset = load_public_keyset(args.public_key)
-        if common.keyset_path(args).exists() and not common.load(args).is_public():
-            raise KeyStoreError(f"{common.keyset_path(args)} holds secret keys; import-public "
-                                "replaces only a keyset of public keys")
-        generation = _save(args, keyset)
-        print(f"imported public keys {public_fingerprint(keyset)} (primary key "
-              f"{keyset.primary_id}) into {common.keyset_path(args)}")
-        _print_generation(generation)
-        return 0
-    keyset = common.load(args)
+        if public is None:
+            raise KeyStoreError("import-public needs --public-key FILE")
+        if txn.exists(path.name) and not common.load(args, txn, kek).is_public():
+            raise KeyStoreError(f"{path} holds secret keys; import-public replaces only a "
+                                "keyset of public keys")
+        _save(args, txn, public, kek)
+        return (f"imported public keys {public_fingerprint(public)} (primary key "
+                f"{public.primary_id}) into {path}")
+    keyset = common.load(args, txn, kek)
+    if args.action == "add":
+        key_id = keyset.add(args.scheme, make_primary=args.primary,
+                            allow_leaky=args.allow_leaky_scheme)
+        message = f"added key {key_id}{' (primary)' if args.primary else ''}"
+    else:
+        getattr(keyset, args.action)(args.key_id)
+        message = f"key {args.key_id}: {args.action}d"
+    _save(args, txn, keyset, kek)
+    return message
+
+
+def _show(args: argparse.Namespace, keyset: Keyset) -> int:
     if args.action == "export-public":
         save_public_keyset(args.out, keyset)
         print(f"wrote public keys {public_fingerprint(keyset.public())} to {args.out}; the "
@@ -102,26 +124,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "export":
         return _export(args, keyset)
-    if args.action == "list":
-        _print_keys(keyset)
-        if keyset.is_public():
-            print(f"public keys only, fingerprint {public_fingerprint(keyset)}")
-        return 0
-    if args.action == "add":
-        key_id = keyset.add(args.scheme, make_primary=args.primary,
-                            allow_leaky=args.allow_leaky_scheme)
-        print(f"added key {key_id}{' (primary)' if args.primary else ''}")
-    else:
-        getattr(keyset, args.action)(args.key_id)
-        print(f"key {args.key_id}: {args.action}d")
-    _print_generation(_save(args, keyset))
+    _print_keys(keyset)
+    if keyset.is_public():
+        print(f"public keys only, fingerprint {public_fingerprint(keyset)}")
     return 0
 
 
-def _save(args: argparse.Namespace, keyset: Keyset) -> int | None:
+def _save(args: argparse.Namespace, txn: Transaction, keyset: Keyset,
+          kek: KeyEncryptionKey | None) -> None:
     if args.registry is not None:  # a registry is the server's
         check_server_keyset(keyset, args.tenant)
-    return common.save(args, keyset)
+    common.save(args, keyset, txn, kek)
 
 
 def _export(args: argparse.Namespace, keyset: Keyset) -> int:

@@ -9,7 +9,8 @@
      │                     status change, malformed keyset document, a new key of a leaky
      │                     scheme without allow_leaky.
      ├── KeyStoreError     a keyset could not be stored or loaded: key-encryption key missing or
-     │                     wrong, unreadable file, cleartext refused without the insecure flag.
+     │   │                 wrong, unreadable file, cleartext refused without the insecure flag.
+     │   └── RegistryBusy  the key registry's lock was not free in time; nothing was changed.
      ├── TenantError       the key registry has no keys for the tenant named.
      ├── DisguiseError     images that do not fit a disguise spec, or a disguised-input
      │                     model trained under another disguise key than the client's.
@@ -32,6 +33,7 @@ __all__ = [
     "EncryptionError",
     "KeysetError",
     "KeyStoreError",
+    "RegistryBusy",
     "TenantError",
     "DisguiseError",
 ]
@@ -58,6 +60,10 @@ class KeysetError(FeaturelockError):
 
 class KeyStoreError(FeaturelockError):
     """A keyset could not be loaded or saved."""
+
+
+class RegistryBusy(KeyStoreError):
+    """Another command held the key registry's lock past the timeout; nothing was changed."""
 
 
 class TenantError(FeaturelockError):

@@ -16,7 +16,8 @@ writers rename new files into place, so every write changes the inode), every 0.
 Failure keeps the LAST GOOD state: a half-edited or unreadable registry (bad JSON, wrong KEK,
 a tenant without keys, ...) is never served half-updated and never turns into plaintext. The
 failure is logged (our errors carry no key bytes) and counted, and the load is retried on the
-next change, or after `retry_interval` for transient failures (an HSM briefly away).
+next change, or after `retry_interval` for transient failures (an HSM briefly away). A
+registry busy with a writer's commit (RegistryBusy) is retried on the next poll.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Generic, Protocol, TypeVar
 
 from ._periodic import Periodic
-from .errors import FeaturelockError
+from .errors import FeaturelockError, RegistryBusy
 from .metrics import NullRecorder, Recorder
 
 __all__ = ["RegistryWatcher", "Generational", "registry_fingerprint", "DEFAULT_POLL_INTERVAL"]
@@ -52,7 +53,7 @@ S = TypeVar("S", bound=Generational)
 def registry_fingerprint(directory: str | os.PathLike) -> Fingerprint:
     """(name, size, mtime_ns, inode) of every visible file in `directory`, sorted.
 
-    Hidden files (writers' temporary files, the generation lock) are left out. An unreadable
+    Hidden files (writers' temporary files, the registry lock) are left out. An unreadable
     directory is a fingerprint of its own, so it counts as one change, not one per poll."""
     entries: list[tuple[object, ...]] = []
     try:
@@ -87,7 +88,7 @@ class RegistryWatcher(Generic[S]):
         self.retry_interval = retry_interval
         self._load, self._clock = load, clock
         self._recorder = recorder or NullRecorder()
-        self._fingerprint = registry_fingerprint(self.directory)  # before the load: see poll
+        self._fingerprint: Fingerprint | None = registry_fingerprint(self.directory)  # see poll
         self._state = load()
         self._failed_at: float | None = None
         self._poll_lock = threading.Lock()
@@ -116,6 +117,8 @@ class RegistryWatcher(Generic[S]):
             try:
                 state = self._load()
             except Exception as exc:  # noqa: BLE001 — any failure keeps the last good state
+                if isinstance(exc, RegistryBusy):
+                    self._fingerprint = None  # a writer was committing: look again next poll
                 self._failed(exc)
                 return False
             old, self._state, self._failed_at = self._state, state, None  # one reference swap

@@ -54,3 +54,30 @@ def test_load_all_fails_early_on_a_wrong_kek(tmp_path, kek):
 
     with pytest.raises(KeyStoreError):
         KeyRegistry(tmp_path, LocalKek(os.urandom(32), "test:wrong")).load_all()
+
+
+def test_save_refuses_to_drop_a_change_made_after_loading(tmp_path, kek):
+    """Two API users load the same keyset; the second save would drop the first one's key."""
+    KeyRegistry(tmp_path, kek).create("acme")
+    first, second = KeyRegistry(tmp_path, kek), KeyRegistry(tmp_path, kek)
+    a, b = first.keyset("acme"), second.keyset("acme")
+    kept = a.add("aes-256-gcm")
+    first.save("acme", a)
+    b.add("aes-256-gcm")
+    with pytest.raises(KeyStoreError, match="changed after it was loaded"):
+        second.save("acme", b)
+    assert kept in {k.key_id for k in KeyRegistry(tmp_path, kek).keyset("acme").info()}
+
+
+def test_tokens_save_refuses_to_drop_a_change_made_after_loading(tmp_path):
+    from featurelock.handlers.tenant_tokens import TenantTokens
+
+    TenantTokens(tmp_path).save()
+    first, second = TenantTokens.load(tmp_path), TenantTokens.load(tmp_path)
+    first.issue("acme")
+    first.save()
+    second.remove("acme")
+    second.issue("globex")
+    with pytest.raises(KeyStoreError, match="changed after it was loaded"):
+        second.save()
+    assert TenantTokens.load(tmp_path).tenants() == ["acme"]

@@ -201,3 +201,37 @@ def test_concurrent_writers_never_lose_a_bump(tmp_path):
         p.join(timeout=120)
         assert p.exitcode == 0
     assert read_generation(tmp_path) == 75
+
+
+def test_a_registry_busy_with_a_writer_is_retried_on_the_next_poll(tmp_path):
+    """A load that finds the lock taken (RegistryBusy) is retried on the next poll, even when
+    the writer then changes nothing (not only after retry_interval)."""
+    import threading
+
+    from featurelock.middleware.registry import read_snapshot, registry_transaction
+
+    bump_generation(tmp_path)
+    loads = []
+
+    def load():
+        loads.append(1)
+        return State(read_snapshot(tmp_path, timeout=0.05).generation, "")
+
+    watcher = RegistryWatcher(tmp_path, load, interval=3600, retry_interval=3600)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with registry_transaction(tmp_path):  # stages nothing: commits nothing
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(10)
+    (tmp_path / "acme.keyset.json").write_bytes(b"{}")  # a change the watcher notices
+    try:
+        assert not watcher.poll()
+    finally:
+        release.set()
+        thread.join(10)
+    assert watcher.poll() and len(loads) == 3

@@ -86,6 +86,8 @@ def test_image_bytes_accepts_raw_and_json():
     assert image_bytes({"data": bytearray(b"abc")}, 100) == b"abc"
     assert image_bytes({"body": {"image": base64.b64encode(b"img").decode()}}, 100) == b"img"
     assert image_bytes({"file": b"abc"}, 100) == b"abc"
+    # JSON as bytes (TorchServe with decode_input_request=false): parsed here
+    assert image_bytes({"body": b'{"image": "aW1n"}'}, 100) == b"img"
 
 
 @pytest.mark.parametrize("request_, exc", [
@@ -94,7 +96,8 @@ def test_image_bytes_accepts_raw_and_json():
     ({"body": {"image": "!!"}}, E.BadInput), ({"body": {"images": ["aGk="]}}, E.BadInput),
     ({"body": {"image": ""}}, E.BadInput), ({"body": {"image": "A" * 1000}}, E.PayloadTooLarge),
     ({"body": b'{"image": '}, E.BadInput), ({}, E.BadInput), ({"a": b"1", "b": b"2"}, E.BadInput),
-    ({"body": 5}, E.BadInput)])
+    ({"body": 5}, E.BadInput), ({"body": b"[1, 2]"}, E.BadInput),
+    ({"body": b'{"image": "' + b"A" * 2000 + b'"}'}, E.PayloadTooLarge)])
 def test_image_bytes_rejects(request_, exc):
     with pytest.raises(exc):
         image_bytes(request_, 100)

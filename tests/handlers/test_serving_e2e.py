@@ -11,6 +11,7 @@ response is closest to its own image's reference).
 from __future__ import annotations
 
 import io
+import time
 import json
 import re
 import zipfile
@@ -271,6 +272,23 @@ def test_missing_credentials_401(stack):
                            stack.ts.inference_key)
         r = c.embed(stack.images[0])
         assert r.status == 401 and r.json() == {"error": "tenant credentials required", "status": 401}
+
+
+def test_json_is_parsed_only_after_authentication(stack):
+    """Without credentials a malformed JSON body is a 401 (credentials before the body), and
+    TorchServe itself never parses it (decode_input_request=false): no "Failed json
+    decoding" warning with its traceback in the worker log."""
+    anon = EndpointClient(stack.ts.inference_url, "ts-aes-256-gcm", None, None,
+                          stack.ts.inference_key)
+    for doc in (b'{"image": ', b"[1, 2", b'{"image": "***"}'):
+        r = anon.embed(doc, headers={"Content-Type": "application/json"})
+        assert (r.status, r.json()) == (401, {"error": "tenant credentials required",
+                                              "status": 401})
+    r = client(stack, "ts-aes-256-gcm").embed(b'{"image": ', headers={
+        "Content-Type": "application/json"})
+    assert r.status == 400
+    time.sleep(0.5)  # the worker's log lines reach the file
+    assert "Failed json decoding" not in stack.ts.logs()
 
 
 def test_wrong_token_or_unknown_tenant_403(stack):

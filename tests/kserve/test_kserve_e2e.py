@@ -411,3 +411,96 @@ def test_loopback_only_and_no_secrets_in_logs(stack):
     kek_b64 = Path(stack.kek.removeprefix("file:")).read_text().strip()
     assert kek_b64 not in logs
     assert not re.search(r"Traceback[\s\S]*featurelock\.middleware\.errors", logs)
+
+
+# -- credentials before the body; v2 binary tensors (issue 22) --------------------------------
+def _binary(images, **change):
+    """A v2 binary-tensor request's (body, headers); `change` breaks one part of it."""
+    from featurelock.handlers.kserve_protocol import client_binary_request
+
+    body, headers = client_binary_request(images)
+    split = int(headers["Inference-Header-Content-Length"])
+    doc = json.loads(body[:split])
+    doc["inputs"][0].update(change.pop("tensor", {}))
+    head = json.dumps(doc).encode()
+    body = head + body[split:] + change.pop("tail", b"")
+    headers["Inference-Header-Content-Length"] = change.pop("json_length", str(len(head)))
+    assert not change
+    return body, headers
+
+
+def _malformed(png: bytes) -> list[tuple[str, bytes, dict]]:
+    """(path, body, headers) of requests no model can serve: bodies kserve or we must refuse."""
+    v1p, v2p = f"/v1/models/{AES}:predict", f"/v2/models/{AES}/infer"
+    json_ct = {"Content-Type": "application/json"}
+    size = len(png) + 4
+    return [
+        (v1p, b'{"instances": ', json_ct),
+        (v1p, b"", json_ct),
+        (v1p, b"\x89PNG....", {"Content-Type": "image/png"}),
+        (v2p, b"{not json", json_ct),
+        (v2p, b'{"inputs": "nope"}', json_ct),
+        (f"/v2/models/{AES}/versions/1/infer", b"{not json", json_ct),
+        (f"/v1/models/{AES}:explain", b"[", json_ct),
+        (v2p, *_binary([png], json_length="abc")),
+        (v2p, *_binary([png], json_length="999999999")),
+        (v2p, *_binary([png], json_length="7")),
+        (v2p, *_binary([png], json_length="0")),
+        (v2p, *_binary([png], tail=b"\xff\xff")),  # binary_data_size no longer matches
+        (v2p, *_binary([png], tensor={"parameters": {"binary_data_size": size + 100}})),
+        (v2p, *_binary([png], tensor={"datatype": "FP32"})),
+        (v2p, *_binary([png], tensor={"shape": [2]})),
+        (v2p, *_binary([png], tensor={"shape": "1"})),
+        (v2p, *_binary([png], tensor={"name": "pixels"})),
+        (v2p, *_binary([png[:-5]], tensor={"parameters": {"binary_data_size": size}})),
+        (v2p, *_binary([b"\xff" * 64])),  # well-formed tensor, not an image
+    ]
+
+
+def test_no_credentials_is_401_before_the_body_is_parsed(stack):
+    """Every malformed body, binary v2 included, without credentials: 401; with a wrong
+    token: 403. Never the parser's 400, never a 5xx."""
+    for path, body, headers in _malformed(stack.images[0]):
+        got = post(stack, path, body, headers, headers.get("Content-Type", "application/json"))
+        assert got == (401, UNAUTHENTICATED), (path, body[:60])
+        wrong = {**headers, **creds(stack, token="x" * 43)}
+        assert post(stack, path, body, wrong, headers.get("Content-Type"))[0] == 403
+
+
+def test_malformed_bodies_with_credentials_are_4xx_with_a_reason(stack):
+    for path, body, headers in _malformed(stack.images[0]):
+        status, doc = post(stack, path, body, {**headers, **creds(stack)},
+                           headers.get("Content-Type"))
+        assert 400 <= status < 500 and isinstance(doc, dict), (path, body[:60], status, doc)
+        assert doc["status"] == status and doc["error"]
+        if "Inference-Header-Content-Length" in headers and status == 400 \
+                and body[-64:] != b"\xff" * 64:
+            assert doc["error"].startswith("malformed v2 binary request"), doc
+
+
+def test_v2_binary_tensor_png_is_served_and_decrypts(stack):
+    """Two PNGs as a v2 binary BYTES tensor: the envelopes decrypt to the features the same
+    server gives for the same images sent base64 in JSON (same process and batch, so the same
+    arithmetic: compared exactly)."""
+    images = stack.images[:2]
+    body, headers = _binary(images)
+    status, doc = post(stack, f"/v2/models/{AES}/infer", body, {**headers, **creds(stack)},
+                       headers["Content-Type"])
+    assert status == 200, doc
+    (output,) = doc["outputs"]
+    assert output["name"] == "envelope" and output["shape"] == [2]
+    keys = keyset(stack.reg, stack.kek, "acme")
+    binary = read_all(output["data"], keys, AES)
+    status, doc = v2(stack, AES, images, creds(stack))
+    assert status == 200
+    np.testing.assert_array_equal(binary, read_all(doc["outputs"][0]["data"], keys, AES))
+
+
+def test_no_5xx_and_no_traceback_over_malformed_requests(stack):
+    for path, body, headers in _malformed(stack.images[0]):
+        for extra in ({}, creds(stack)):
+            status, _ = post(stack, path, body, {**headers, **extra}, headers.get("Content-Type"))
+            assert status < 500, (path, body[:60], extra)
+    time.sleep(0.2)  # the server's log lines reach the file
+    logs = stack.ks.logs()
+    assert "Traceback" not in logs and "Exception in ASGI" not in logs

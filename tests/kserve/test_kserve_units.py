@@ -90,6 +90,27 @@ def test_v2_refusals(inputs, error):
         v2_payloads(SimpleNamespace(inputs=inputs, id=None))
 
 
+def test_v2_binary_tensor_round_trip():
+    from featurelock.handlers.kserve_protocol import (client_binary_request, v2_binary_as_json,
+                                                      v2_binary_images)
+
+    images = [b"\x89PNG first", b"", b"\xff" * 300]
+    body, headers = client_binary_request(images, request_id="r1")
+    assert v2_binary_images(body, headers["Inference-Header-Content-Length"]) == (images, "r1")
+    doc = json.loads(v2_binary_as_json(images, "r1"))
+    assert doc["id"] == "r1" and [base64.b64decode(d) for d in doc["inputs"][0]["data"]] == images
+
+
+@pytest.mark.parametrize("cut", [1, 3, 5, 11])
+def test_v2_binary_tensor_truncated_anywhere_is_malformed(cut):
+    from featurelock.handlers.errors import MalformedRequest
+    from featurelock.handlers.kserve_protocol import client_binary_request, v2_binary_images
+
+    body, headers = client_binary_request([b"\x89PNG first", b"second"])
+    with pytest.raises(MalformedRequest):
+        v2_binary_images(body[:-cut], headers["Inference-Header-Content-Length"])
+
+
 def test_v2_body_always_has_an_id():
     doc = v2_body([b"a", b"b"], False, model="m", version="1", request_id=None)
     assert doc["id"] and doc["model_name"] == "m" and doc["model_version"] == "1"

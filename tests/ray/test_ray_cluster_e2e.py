@@ -95,7 +95,11 @@ def test_one_replica_per_node_each_decrypts_to_local_inference(served):
 def test_statuses_match_torchserve(served):
     good = served["images"][0]
     assert _client(served, token="wrong").embed(good).status == 403
-    assert EndpointClient(served["cluster"].url, MODEL, None, None, None).embed(good).status == 401
+    anon = EndpointClient(served["cluster"].url, MODEL, None, None, None)
+    assert anon.embed(good).status == 401
+    # credentials before the body: a malformed or oversized body without them is a 401 too
+    assert anon.embed(b"{not json", headers={"Content-Type": "application/json"}).status == 401
+    assert anon.embed(b"x" * (9 * 1024 * 1024 * 4 // 3)).status == 401
     r = _client(served).embed(b"\x89PNG not really")
     assert r.status == 400 and r.json() == {"error": "input is not a valid image", "status": 400}
     r = _client(served).embed(b"x" * (9 * 1024 * 1024 * 4 // 3))  # over max_body_bytes
