@@ -69,6 +69,9 @@ class DisguiseData:
     victim_cams: np.ndarray
     public: np.ndarray
     public_ids: np.ndarray
+    victim_attributes: np.ndarray | None = None
+    public_attributes: np.ndarray | None = None
+    attribute_names: tuple[str, ...] = ()
 
 
 def disguise_data(seed: int = 0, victim_ids: int = 50, per_id: int = 6, public_images: int = 1200,
@@ -81,7 +84,8 @@ def disguise_data(seed: int = 0, victim_ids: int = 50, per_id: int = 6, public_i
     pub = make_pedestrians(public_images, public_ids, seed=seed + 2)
     s = slice(None, None, downsample)
     return DisguiseData(np.ascontiguousarray(vic.images[:, s, s]), vic.ids, vic.cams,
-                        np.ascontiguousarray(pub.images[:, s, s]), pub.ids)
+                        np.ascontiguousarray(pub.images[:, s, s]), pub.ids, vic.attributes,
+                        pub.attributes, vic.attribute_names)
 
 
 def control_spec(kind: str, spec: DisguiseSpec | None) -> DisguiseSpec | None:
@@ -136,7 +140,8 @@ class _Views:
             self._views[cache] = DisguiseView(
                 label, spec, oracle, d.victims, d.victim_ids, d.victim_cams, oracle(d.victims),
                 d.public, d.public_ids, self.config, self.plain_model, model,
-                true_source=truth)
+                true_source=truth, public_attributes=d.public_attributes,
+                victim_attributes=d.victim_attributes, attribute_names=d.attribute_names)
         return self._views[cache]
 
 
