@@ -44,6 +44,8 @@ def test_a_learner_with_labels_reads_rmt_like_plain_pixels_and_aes_not_at_all(da
     reid, ctrl = rmt["learned-reid"]["best"], rmt["learned-reid"]["control_best"]
     assert reid["score"]["estimate"] > ctrl["score"]["estimate"] - 0.1  # as well as plain
     assert aes["learned-reid"]["best"]["score"]["estimate"] < 0.08
+    assert result["targets"]["rmt"]["attackers"]["learner with labels"] == "leaks"
+    assert result["targets"]["aes"]["attackers"]["learner with labels"] == "resists"
 
 
 def test_gram_matrices_place_every_block_from_a_few_pairs(data):
