@@ -15,10 +15,10 @@ view, its known pairs and chosen-plaintext oracle. Each attack names its control
 
 Intervals are per test (95 %), not simultaneous: the scan runs few tests and reports them all.
 
-Each attack names who it is (`attacker`, or one per column: a viewer with a plain model, a viewer with disguised
-images only, a learner with labels, a holder of k pairs, ...). Per target, `attackers` says
-what the disguise hides from each: "leaks" if any of that attacker's columns leaks,
-"resists" if every one resists, else "inconclusive".
+Each attack names who it is (`attacker`, or one per column: a viewer with a plain model,
+a viewer with disguised images only, a learner with labels, a holder of k pairs, ...). Per
+target, `attackers` says what the disguise hides from each: "leaks" if any of that
+attacker's columns leaks, "resists" if every one resists, else "inconclusive".
 """
 
 from __future__ import annotations

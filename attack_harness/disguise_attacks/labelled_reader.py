@@ -11,8 +11,8 @@ applied to the victims' disguised images (people it never saw labelled):
   coordinates are those of the plain images, noise aside;
 * `learned-reid`: LDA on 256 whitened coordinates (within-identity whitening shrunk 10 %
   towards isotropic, then the 16 directions that best separate identities), cosine
-  similarity (settings: the best of a small grid on plain images, seed 0; README); rank-1 among the victims across
-  cameras (Market-1501 junk rule; chance = a random pick);
+  similarity (settings: the best of a small grid on plain images, seed 0; README);
+  rank-1 among the victims across cameras (Market-1501 junk rule; chance = a random pick);
 * `learned-linkability`: for each victim image, is its learned similarity to another image of
   the same person (another camera) higher than to a random other person's image? A two-
   alternative forced choice (an AUC estimate); chance 0.5;

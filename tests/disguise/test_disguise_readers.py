@@ -63,7 +63,8 @@ def test_gram_matrices_place_every_block_from_a_few_pairs(data):
     rec = assemble(fit_prior_inverse(x, y, source, prior, noise)(
         centred_blocks(d.disguise(data.victims), spec, 4), source), data.victims.shape[1:], 4)
     blind = np.repeat(data.public.mean(0, keepdims=True), len(data.victims), 0)
-    gain = batch_ssim(np.clip(rec, 0, 255), data.victims).mean() - batch_ssim(blind, data.victims).mean()
+    gain = (batch_ssim(np.clip(rec, 0, 255), data.victims).mean()
+            - batch_ssim(blind, data.victims).mean())
     assert gain > 0.2
 
 
