@@ -113,9 +113,10 @@ crafter-bench: $(STAMP)
 	  --crafter-file $(CRAFTER_DIR)/craft-beta$(firstword $(subst $(comma), ,$(CRAFTER_BETAS))).pt \
 	  --out $(CRAFTER_DIR)/bench.json
 
-# Disguised-Nets reproduction (about 16 min on 1 core): re-ID rank-1/mAP and digits accuracy
-# on plain vs disguised images per variant, noise and block size; then every disguise attack
-# at full size beside its control (out/disguise/: utility.json, report.*, picture_*.png).
+# Disguised-Nets reproduction (about 16 min on 1 core before the learner with labels was added;
+# one part alone: disguise_repro --skip-utility --attacks ... --targets REGEX): re-ID rank-1/mAP
+# and digits accuracy on plain vs disguised images per variant, noise and block size; then every
+# disguise attack at full size beside its control (out/disguise/: utility.json, report.*, picture_*.png).
 disguise: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m featurelock.attack_harness.disguise_repro --out out/disguise
 

@@ -14,6 +14,11 @@ view, its known pairs and chosen-plaintext oracle. Each attack names its control
     inconclusive   neither leaks: the attack lacks power here, so nothing is proven
 
 Intervals are per test (95 %), not simultaneous: the scan runs few tests and reports them all.
+
+Each attack names who it is (`attacker`, or one per column: a viewer with a plain model,
+a viewer with disguised images only, a learner with labels, a holder of k pairs, ...). Per
+target, `attackers` says what the disguise hides from each: "leaks" if any of that
+attacker's columns leaks, "resists" if every one resists, else "inconclusive".
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ __all__ = ["DisguiseScanConfig", "DisguiseData", "disguise_data", "run_disguise_
 class DisguiseScanConfig:
     seed: int = 0
     block: int = 8
-    known_pairs: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
+    known_pairs: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512, 1024)
     chosen: int = 1000  # chosen plaintexts for the learned inverse
     inverse_epochs: int = 20
     confidence: float = 0.95
@@ -69,6 +74,9 @@ class DisguiseData:
     victim_cams: np.ndarray
     public: np.ndarray
     public_ids: np.ndarray
+    victim_attributes: np.ndarray | None = None
+    public_attributes: np.ndarray | None = None
+    attribute_names: tuple[str, ...] = ()
 
 
 def disguise_data(seed: int = 0, victim_ids: int = 50, per_id: int = 6, public_images: int = 1200,
@@ -81,7 +89,8 @@ def disguise_data(seed: int = 0, victim_ids: int = 50, per_id: int = 6, public_i
     pub = make_pedestrians(public_images, public_ids, seed=seed + 2)
     s = slice(None, None, downsample)
     return DisguiseData(np.ascontiguousarray(vic.images[:, s, s]), vic.ids, vic.cams,
-                        np.ascontiguousarray(pub.images[:, s, s]), pub.ids)
+                        np.ascontiguousarray(pub.images[:, s, s]), pub.ids, vic.attributes,
+                        pub.attributes, vic.attribute_names)
 
 
 def control_spec(kind: str, spec: DisguiseSpec | None) -> DisguiseSpec | None:
@@ -136,7 +145,8 @@ class _Views:
             self._views[cache] = DisguiseView(
                 label, spec, oracle, d.victims, d.victim_ids, d.victim_cams, oracle(d.victims),
                 d.public, d.public_ids, self.config, self.plain_model, model,
-                true_source=truth)
+                true_source=truth, public_attributes=d.public_attributes,
+                victim_attributes=d.victim_attributes, attribute_names=d.attribute_names)
         return self._views[cache]
 
 
@@ -173,8 +183,22 @@ def run_disguise_scan(targets: Mapping[str, DisguiseSpec], config: DisguiseScanC
                 if verdict:
                     entry["columns"][column] = {**verdict, "control": _label(cspec)}
             entry["images"].update(outcome.images)
+        entry["attackers"] = _attackers(attacks, entry["columns"])
         result["targets"][name] = entry
     return result
+
+
+def _attackers(attacks: list, columns: dict) -> dict[str, str]:
+    """Per attacker: its verdict over the columns of its attacks (see the module docstring)."""
+    out: dict[str, list[str]] = {}
+    for attack in attacks:
+        who = getattr(attack, "attacker", attack.name)  # a name, or {column: name}
+        for c in attack.columns:
+            if c in columns:
+                out.setdefault(who.get(c, attack.name) if isinstance(who, dict) else who,
+                               []).append(columns[c]["status"])
+    return {who: ("leaks" if "leaks" in s else "resists" if s and set(s) == {"resists"}
+                  else "inconclusive") for who, s in out.items()}
 
 
 def _test(f: Finding, config: DisguiseScanConfig) -> dict:
@@ -217,6 +241,11 @@ def disguise_table(result: dict) -> str:
             lines.append(f"{name:<22} {column:<17} {b['score']['estimate']:.3f} "
                          f"[{b['score']['low']:.3f}]  {b['chance']:>7.3f}  {ctrl:<22} "
                          f"{v['status']}")
+    lines.append("")
+    lines.append(f"{'target':<22} {'attacker':<36} verdict")
+    for name, entry in result["targets"].items():
+        for who, status in entry.get("attackers", {}).items():
+            lines.append(f"{name:<22} {who:<36} {status}")
     return "\n".join(lines)
 
 

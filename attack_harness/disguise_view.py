@@ -3,6 +3,9 @@
 The disguise protects INPUT images, so its attacks get a `DisguiseView`, not a `TargetView`:
 
     level 1  the server: the victims' disguised images (and the public spec: block size, variant)
+    labels   the server's training set: labelled disguised images under the same key
+             (`view.labelled_disguised()`: the public images disguised, with `public_ids` and
+             `public_attributes`)
     level 2  k known (original, disguised) pairs: `view.known(k)`
     level 3  a chosen-plaintext oracle: `view.disguise(images)` on images it picks
     model    the plain re-ID model (any public one) and the model trained on disguised images
@@ -44,7 +47,12 @@ class DisguiseView:
     plain_model: Any = None  # .embed(uint8 images) -> features: a model trained on plain images
     disguised_model: Any = None  # .embed(...) of the model the server trained on disguised images
     true_source: np.ndarray | None = None  # the secret: source of each disguised position (scoring only)
+    public_attributes: np.ndarray | None = None  # (N, A) labels of the public images
+    victim_attributes: np.ndarray | None = None  # (N, A), for scoring only
+    attribute_names: tuple[str, ...] = ()
     _known: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _labelled: np.ndarray | None = None
+    _blind: tuple[float, float] | None = None  # chance SSIM / PSNR, computed once
 
     @property
     def block(self) -> int:
@@ -56,6 +64,13 @@ class DisguiseView:
             plain = self.public[:k]
             self._known[k] = (plain, self.disguise(plain))
         return self._known[k]
+
+    def labelled_disguised(self) -> np.ndarray:
+        """The public images disguised under the target's key: with `public_ids` and
+        `public_attributes`, the labelled training set of the server that trains on them."""
+        if self._labelled is None:
+            self._labelled = self.disguise(self.public)
+        return self._labelled
 
 
 @dataclass(frozen=True)
@@ -78,14 +93,16 @@ def score_images(recon: np.ndarray, view: DisguiseView) -> ScoredImages:
     cfg = view.config
     truth = view.victims
     recon = np.clip(recon, 0, 255).astype(np.float64)
-    blind = np.repeat(view.public.mean(axis=0, keepdims=True), len(truth), axis=0)
+    if view._blind is None:  # SSIM dominates the attacks' cost: score the blind guess once
+        blind = np.repeat(view.public.mean(axis=0, keepdims=True), len(truth), axis=0)
+        view._blind = (float(batch_ssim(blind, truth).mean()),
+                       float(np.minimum(batch_psnr(blind, truth), _PSNR_CAP).mean()))
     ssim = batch_ssim(recon, truth)
     psnr = np.minimum(batch_psnr(recon, truth), _PSNR_CAP)  # an exact recovery is finite
     return ScoredImages(
         mean_interval(ssim, view.victim_ids, cfg.confidence, cfg.n_boot, cfg.seed),
         mean_interval(psnr, view.victim_ids, cfg.confidence, cfg.n_boot, cfg.seed),
-        float(batch_ssim(blind, truth).mean()),
-        float(np.minimum(batch_psnr(blind, truth), _PSNR_CAP).mean()), len(truth))
+        *view._blind, len(truth))
 
 
 def centred_blocks(images: np.ndarray, spec: DisguiseSpec | None, block: int) -> np.ndarray:

@@ -22,6 +22,7 @@ class ClassMembership(Attack):
     name = "class-membership"
     target = "disguise"
     control = "plain"
+    attacker = "keyless client of the served model"
     holds = "plain images of the people it looks for; black-box use of the disguised model"
     columns = ("class-membership",)
 

@@ -79,6 +79,7 @@ class LearnedInverse(Attack):
     name = "learned-inverse"
     target = "disguise"
     control = "plain"
+    attacker = "chosen-plaintext oracle"
     holds = "n chosen plaintexts disguised for it (an oracle) and the victims' disguised images"
     columns = ("learned-inverse",)
 

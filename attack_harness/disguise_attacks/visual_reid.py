@@ -25,6 +25,8 @@ class VisualReid(Attack):
     name = "visual-reid"
     target = "disguise"
     control = "plain"
+    # The server's trained model is a learner with labels (it trained on them).
+    attacker = {"visual-reid": "viewer with a plain model", "linkability": "learner with labels"}
     holds = "the victims' disguised images and a re-ID model trained on plain images (level 1)"
     columns = ("visual-reid", "linkability")
 
