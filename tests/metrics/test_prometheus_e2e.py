@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fl_serving_helpers import Traffic, prometheus_binary
+from fl_serving_helpers import Traffic, dashboard_queries, finite_values, prometheus_binary
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # load_tests/ is not an installed package
@@ -39,19 +39,6 @@ def _traffic(stack, threads: int = 2, limit: int = 3000) -> Traffic:
     clients = [EndpointClient(stack.ts.inference_url, ep.model, TENANT, ep.token,
                               stack.ts.inference_key) for ep in stack.endpoints.values()]
     return Traffic(clients, sample_images(8), threads, limit)
-
-
-def _dashboard_queries(job: str) -> list[tuple[str, str, str]]:
-    import json
-
-    from featurelock.serve_config.grafana.dashboard import DASHBOARD_JSON, panel_queries
-
-    doc = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
-    return panel_queries(doc, {"job": job, "model": ".+", "__rate_interval": "30s"})
-
-
-def _has_data(result: list) -> bool:
-    return any(abs(v := float(r["value"][1])) != float("inf") and v == v for r in result)
 
 
 def _label_values(prom, label: str) -> list[str]:
@@ -94,7 +81,7 @@ def test_prometheus_recording_rules_return_numbers(stack, tmp_path):
     values: dict = {}
     rate_rule = 'featurelock:requests:rate_1m{scheme="plaintext",outcome="ok"}'
     # The shipped Grafana dashboard's every panel target, as Grafana sends it for this job.
-    panels = _dashboard_queries("featurelock-torchserve")
+    panels = dashboard_queries("featurelock-torchserve")
     with PrometheusProcess(config, tmp_path / "prometheus", binary=binary) as prom:
         # Every rule is read while the traffic still runs: a rate over 1 m falls to 0 once it
         # stops, and the sender's request cap is generous (it stops at the deadline anyway).
@@ -109,7 +96,7 @@ def test_prometheus_recording_rules_return_numbers(stack, tmp_path):
                         values[name] = value
                 rate = prom.value(rate_rule)
                 # A query that does not parse raises here; one with a finite sample is done.
-                panels = [p for p in panels if not _has_data(prom.query(p[2]))]
+                panels = [p for p in panels if not finite_values(prom.query(p[2]))]
             job_values = _label_values(prom, "job")
         assert set(values) == set(wanted), (values, prom.logs()[-2000:])
         assert not panels, f"dashboard panels without data: {panels}"
