@@ -134,6 +134,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="family-wise confidence of the simultaneous intervals")
     parser.add_argument("--report", type=Path, required=True, metavar="DIR",
                         help="write report.json and report.html here")
+    parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                        help="also write JUnit XML: a test case per target x column")
+    parser.add_argument("--sarif", type=Path, default=None, metavar="FILE",
+                        help="also write SARIF 2.1.0: a result per leaking column")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -188,6 +192,15 @@ def build_targets(args: argparse.Namespace, evaluator) -> dict:
     return targets
 
 
+def _write_ci_reports(report: dict, args: argparse.Namespace, report_json: Path) -> None:
+    from .ci_reports import write_junit, write_sarif
+
+    if args.junit is not None:
+        write_junit(report, args.junit)
+    if args.sarif is not None:
+        write_sarif(report, args.sarif, artifact=Path(os.path.relpath(report_json)).as_posix())
+
+
 def run(args: argparse.Namespace) -> int:
     from .attacks import default_attacks
     from .crafter_target import parse_crafter_spec
@@ -232,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         for target in targets.values():
             target.close()
     paths = write_reports(result, args.report)
+    _write_ci_reports(result.to_dict(), args, paths["json"])
     print(summary_table(result))
     from .readable import is_readable
     from .tradeoff import tradeoff_points, tradeoff_table

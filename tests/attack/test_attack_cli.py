@@ -1,9 +1,11 @@
 """`featurelock scan`: arguments, reports and the CI-gate exit status."""
 
 import json
+import xml.etree.ElementTree as ET
 
 import pytest
 
+from featurelock.attack_harness.scan import CONTROL
 from featurelock.middleware.cli import main
 
 FAST = ["--model", "pixel", "--budget", "160", "--victim-ids", "12", "--representations",
@@ -21,8 +23,17 @@ def test_plaintext_baseline_passes_by_default_and_fails_with_any_leak(tmp_path, 
 
 
 def test_aes_target_passes(tmp_path, capsys):
-    assert main(["scan", "--local", "aes-256-gcm", "--report", str(tmp_path), *FAST]) == 0
+    junit, sarif = tmp_path / "ci" / "scan.xml", tmp_path / "ci" / "scan.sarif"
+    assert main(["scan", "--local", "aes-256-gcm", "--report", str(tmp_path), *FAST,
+                 "--junit", str(junit), "--sarif", str(sarif)]) == 0
     assert "within chance" in capsys.readouterr().out
+    # The CI files: a test case per target x column, none failed; no leak, no SARIF result.
+    root = ET.fromstring(junit.read_text(encoding="utf-8"))
+    cases = [c for s in root.iter("testsuite") for c in s.iter("testcase")]
+    assert {s.get("name") for s in root.iter("testsuite")} == {"local-aes-256-gcm", CONTROL}
+    assert cases and root.get("failures") == "0" and root.get("tests") == str(len(cases))
+    log = json.loads(sarif.read_text(encoding="utf-8"))
+    assert log["version"] == "2.1.0" and log["runs"][0]["results"] == []
 
 
 @pytest.mark.parametrize("argv", [

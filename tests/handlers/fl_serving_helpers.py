@@ -107,7 +107,38 @@ def prometheus_binary() -> str:
     return found
 
 
-__all__ = ["prometheus_binary", "SCHEMES", "png", "pedestrian_pngs", "export_default_model", "file_kek",
+def dashboard_queries(job: str) -> list[tuple[str, str, str]]:
+    """(panel, refId, expr) of every target of the shipped Grafana dashboard, as Grafana sends
+    them with `$job` = job, every model and `$__rate_interval` = 30s."""
+    import json
+
+    from featurelock.serve_config.grafana.dashboard import DASHBOARD_JSON, panel_queries
+
+    doc = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
+    return panel_queries(doc, {"job": job, "model": ".+", "__rate_interval": "30s"})
+
+
+def finite_values(result: list) -> list[float]:
+    """The finite sample values of a Prometheus instant-vector result."""
+    values = [float(r["value"][1]) for r in result]
+    return [v for v in values if v == v and abs(v) != float("inf")]
+
+
+def dashboard_panels_without_data(prom, job: str, timeout: float = 20.0) -> list:
+    """The dashboard's targets still without a finite sample for `job` after `timeout` s
+    (polled each second); a query Prometheus cannot parse raises PrometheusError."""
+    import time
+
+    pending, deadline = dashboard_queries(job), time.monotonic() + timeout
+    while True:
+        pending = [p for p in pending if not finite_values(prom.query(p[2]))]
+        if not pending or time.monotonic() > deadline:
+            return pending
+        time.sleep(1)
+
+
+__all__ = ["prometheus_binary", "dashboard_queries", "finite_values",
+           "dashboard_panels_without_data", "SCHEMES", "png", "pedestrian_pngs", "export_default_model", "file_kek",
            "make_registry", "keyset", "Reference", "TenantTokens"]
 
 

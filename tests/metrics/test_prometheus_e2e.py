@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fl_serving_helpers import Traffic, prometheus_binary
+from fl_serving_helpers import Traffic, dashboard_queries, finite_values, prometheus_binary
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # load_tests/ is not an installed package
@@ -39,6 +39,14 @@ def _traffic(stack, threads: int = 2, limit: int = 3000) -> Traffic:
     clients = [EndpointClient(stack.ts.inference_url, ep.model, TENANT, ep.token,
                               stack.ts.inference_key) for ep in stack.endpoints.values()]
     return Traffic(clients, sample_images(8), threads, limit)
+
+
+def _label_values(prom, label: str) -> list[str]:
+    import json
+
+    query = urllib.parse.urlencode({"match[]": "featurelock_requests_total"})
+    with urllib.request.urlopen(f"{prom.url}/api/v1/label/{label}/values?{query}") as resp:
+        return json.loads(resp.read())["data"]
 
 
 def test_featurelock_series_are_on_torchserves_own_metrics_page(stack):
@@ -72,19 +80,27 @@ def test_prometheus_recording_rules_return_numbers(stack, tmp_path):
               "featurelock:encrypt_share:ratio_1m", "featurelock:encrypt_seconds:mean_1m")
     values: dict = {}
     rate_rule = 'featurelock:requests:rate_1m{scheme="plaintext",outcome="ok"}'
+    # The shipped Grafana dashboard's every panel target, as Grafana sends it for this job.
+    panels = dashboard_queries("featurelock-torchserve")
     with PrometheusProcess(config, tmp_path / "prometheus", binary=binary) as prom:
         # Every rule is read while the traffic still runs: a rate over 1 m falls to 0 once it
         # stops, and the sender's request cap is generous (it stops at the deadline anyway).
         with _traffic(stack, limit=30000) as traffic:
             deadline, rate = time.monotonic() + 90, None
-            while time.monotonic() < deadline and (len(values) < len(wanted) or not rate):
+            while time.monotonic() < deadline and (len(values) < len(wanted) or not rate
+                                                   or panels):
                 time.sleep(1)
                 for name in wanted:
                     value = prom.value(f'{name}{{scheme="aes-256-gcm"}}')
                     if value is not None:
                         values[name] = value
                 rate = prom.value(rate_rule)
+                # A query that does not parse raises here; one with a finite sample is done.
+                panels = [p for p in panels if not finite_values(prom.query(p[2]))]
+            job_values = _label_values(prom, "job")
         assert set(values) == set(wanted), (values, prom.logs()[-2000:])
+        assert not panels, f"dashboard panels without data: {panels}"
+        assert "featurelock-torchserve" in job_values  # the $job variable's choices
         assert traffic.statuses.get(200, 0) > 0 and set(traffic.statuses) == {200}
         p50, p95 = values[wanted[0]], values[wanted[1]]
         assert 0 < p50 <= p95 < 0.05  # encryption well under 50 ms, resolved by our buckets

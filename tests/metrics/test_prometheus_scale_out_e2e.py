@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fl_serving_helpers import (Traffic, file_kek, make_registry, pedestrian_pngs,
+from fl_serving_helpers import (Traffic, dashboard_panels_without_data, dashboard_queries,
+                                file_kek, finite_values, make_registry, pedestrian_pngs,
                                 prometheus_binary)
 
 from featurelock.middleware.metrics import BUCKETS, STAGES, le_label
@@ -208,6 +209,7 @@ def test_ray_cluster_scraped_through_rays_discovery_file(exported, tmp_path):
             # Ray's counter is born above 0; the rule counts a series new in 5 m whole.
             increase = _reload_failures_increase(prom, RAY_MODEL)
             labels = prom.query(f'featurelock_requests_total{{model="{RAY_MODEL}"}}')[0]["metric"]
+            _check_dashboard(prom, "featurelock-ray")
     assert traffic.statuses.get(200, 0) > 0 and set(traffic.statuses) == {200}, traffic.statuses
     assert failures and failures[0] >= 1  # the broken registry, counted, never served
     assert increase >= 1
@@ -247,6 +249,7 @@ def test_kserve_scraped_as_is(exported, tmp_path):
             # prometheus-client creates the failure counter at 0, so increase() sees the
             # broken registry once it is scraped.
             increase = _reload_failures_increase(prom, KSERVE_MODEL)
+            _check_dashboard(prom, "featurelock-kserve")
     assert traffic.statuses.get(200, 0) > 0 and set(traffic.statuses) == {200}, traffic.statuses
     # prometheus-client exports every bucket from the start: nothing to fill in.
     for stage, q in quantiles.items():
@@ -256,6 +259,14 @@ def test_kserve_scraped_as_is(exported, tmp_path):
     print(f"kserve: {traffic.sent} requests; rules: "
           + ", ".join(f"{k.removeprefix('featurelock:')}={v}" for k, v in values.items())
           + f"; reload failures increase_5m later {increase:g}")
+
+
+def _check_dashboard(prom, job: str) -> None:
+    """Every panel of the shipped Grafana dashboard returns data for this engine's job, and
+    its reload-failures panel shows the broken registry."""
+    assert not dashboard_panels_without_data(prom, job), job
+    (expr,) = [q for title, _, q in dashboard_queries(job) if "reload failures" in title]
+    assert max(finite_values(prom.query(expr))) >= 1, job
 
 
 def _reload_failures_increase(prom, model: str, timeout: float = 15.0) -> float:
