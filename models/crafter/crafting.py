@@ -189,7 +189,8 @@ def critic_separation(G: Generator, enc: Encoder, inv: Inverter, f: torch.Tensor
                       refine: int = 10, seed: int = 0, lr: float = 1e-3,
                       width: int = 32) -> float:
     """A judge independent of the crafting run: a fresh critic trained `steps` steps on
-    G(z*(f)) vs prior samples; its final EMD (how well the attacker tells them apart)."""
+    G(z*(f)) vs prior samples; its EMD (how well the attacker tells them apart), averaged
+    over the last quarter of its steps (one step's estimate on a small batch is noise)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     D = Critic(width)
@@ -197,7 +198,9 @@ def critic_separation(G: Generator, enc: Encoder, inv: Inverter, f: torch.Tensor
     z = invert(G, enc, inv, f, refine)
     with torch.no_grad():
         fake = G(z)
-    emd = 0.0
+    tail = max(1, steps // 4)
+    emds = []
     for _ in range(steps):
         emd, _ = critic_step(D, opt, _prior(G, f.shape[0], gen), fake, 10.0)
-    return emd
+        emds.append(emd)
+    return float(sum(emds[-tail:]) / tail)
