@@ -13,7 +13,6 @@ from featurelock.export.bundle import export_model
 from featurelock.handlers.tenant_tokens import TenantTokens
 from featurelock.handlers.tenants_cli import add_tenant
 from featurelock.middleware import KeyRegistry, create_kek_file, kek_from_uri
-from featurelock.models.embedder import OnnxEmbedder
 from featurelock.models.imaging import decode_image, preprocess
 from featurelock.models.model_files import load_onnx_session, load_torchscript
 from featurelock.models.synthetic import make_pedestrians
@@ -55,24 +54,27 @@ def keyset(directory: Path, kek_uri: str, tenant: str):
 
 
 class Reference:
-    """Local inference with the same file, decoding and preprocessing as the server."""
+    """Local inference with the same file, decoding and preprocessing as the server, and the
+    profile's output rule (`InputProfile.finish`, on the torch tensor as every server does)."""
 
     def __init__(self, model_file: Path, backend: str, profile) -> None:
         self.profile = profile
         if backend == "onnx":
-            embedder = OnnxEmbedder(load_onnx_session(model_file), profile, "ref", "")
-            self._run = lambda x: embedder.run(x.numpy())
+            session = load_onnx_session(model_file)
+            name = session.get_inputs()[0].name
+            self._run = lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
         else:
             module = load_torchscript(model_file)
 
             def run(x):
                 with torch.inference_mode():
-                    return module(x).numpy()
+                    return module(x)
             self._run = run
 
     def __call__(self, images: list[bytes]) -> np.ndarray:
         batch = np.stack([decode_image(b, self.profile) for b in images])
-        return self._run(preprocess(batch, self.profile))
+        with torch.inference_mode():
+            return self.profile.finish(self._run(preprocess(batch, self.profile))).numpy()
 
 
 def prometheus_binary() -> str:
