@@ -38,6 +38,41 @@ def export_default_model(out_dir: Path):
     return export_model(model, out_dir, batch_sizes=(1, 2))
 
 
+def user_models(directory: Path) -> dict[str, Path]:
+    """A user's own models, made here (tiny, untrained, seeded): "reid512", a TorchScript
+    re-ID net (128x64 in, 512-d out), and "face128", an ONNX face net (112x112 in, 128-d out,
+    dynamic batch) whose last layer reads a fixed-size map, so any other input size fails."""
+    import warnings
+
+    from torch import nn
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {"reid512": directory / "my-reid512.pt", "face128": directory / "my-face128.onnx"}
+    if all(p.is_file() for p in out.values()):
+        return out
+    torch.manual_seed(1234)
+    reid = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d((4, 2)), nn.Flatten(),
+                         nn.Linear(256, 512)).eval()
+    face = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 4, 1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(8 * 7 * 7, 128)).eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(reid, torch.zeros(1, 3, 128, 64)), str(out["reid512"]))
+        torch.onnx.export(face, (torch.zeros(1, 3, 112, 112),), str(out["face128"]),
+                          input_names=["pixels"], output_names=["emb"], opset_version=17,
+                          dynamic_axes={"pixels": {0: "n"}, "emb": {0: "n"}}, dynamo=False)
+    return out
+
+
+def face_pngs(n: int, seed: int = 3) -> list[bytes]:
+    """PNG bytes of n 112x112 smooth random images (stand-ins for aligned faces)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (n, 14, 14, 3), dtype=np.uint8)
+    return [png(np.asarray(Image.fromarray(img).resize((112, 112), Image.BILINEAR)))
+            for img in small]
+
+
 def file_kek(directory: Path) -> str:
     return create_kek_file(directory / "kek")
 
@@ -92,7 +127,8 @@ def prometheus_binary() -> str:
     return found
 
 
-__all__ = ["prometheus_binary", "SCHEMES", "png", "pedestrian_pngs", "export_default_model", "file_kek",
+__all__ = ["prometheus_binary", "SCHEMES", "png", "pedestrian_pngs", "export_default_model",
+           "user_models", "face_pngs", "file_kek",
            "make_registry", "keyset", "Reference", "TenantTokens"]
 
 
