@@ -65,6 +65,19 @@ def user_models(directory: Path) -> dict[str, Path]:
     return out
 
 
+# The user models' profiles, and how close a served vector must be to local inference of the
+# same file: float32 kernels may sum in another order in a server's batch or thread count.
+BYO = {"reid512": "reid-128x64", "face128": "arcface-112"}
+BYO_TOL = 1e-5
+
+
+def byo_reference(models: dict[str, Path], key: str) -> "Reference":
+    from featurelock.models.profiles import load_profile
+    from featurelock.models.user_model import backend_of
+
+    return Reference(models[key], backend_of(models[key]), load_profile(BYO[key]))
+
+
 def face_pngs(n: int, seed: int = 3) -> list[bytes]:
     """PNG bytes of n 112x112 smooth random images (stand-ins for aligned faces)."""
     rng = np.random.default_rng(seed)
@@ -128,7 +141,7 @@ def prometheus_binary() -> str:
 
 
 __all__ = ["prometheus_binary", "SCHEMES", "png", "pedestrian_pngs", "export_default_model",
-           "user_models", "face_pngs", "file_kek",
+           "user_models", "face_pngs", "BYO", "BYO_TOL", "byo_reference", "file_kek",
            "make_registry", "keyset", "Reference", "TenantTokens"]
 
 
