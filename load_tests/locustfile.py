@@ -42,9 +42,28 @@ def _config() -> dict:
     return _STATE["config"]
 
 
-@events.test_start.add_listener
+def _reader() -> tuple:
+    """The FeatureReader and context of the run's tenant, built once for every user."""
+    if "reader" not in _STATE:
+        from featurelock.handlers.stack import reader_keyset
+        from featurelock.middleware import Context, FeatureReader
+
+        cfg = _config()
+        ep = cfg["endpoint"]
+        _STATE["reader"] = (FeatureReader(reader_keyset({**ep, "tenant": cfg["tenant"]},
+                                                        cfg["kek"])),
+                            Context(ep["model"], ep["version"], cfg["tenant"]))
+    return _STATE["reader"]
+
+
+@events.init.add_listener
 def _load(environment, **_kw) -> None:
-    _config()
+    # Before the run-time clock starts: unwrapping a keyset can take seconds on a busy machine,
+    # and a user's on_start would spend them out of a short run.
+    if os.environ.get("FL_LOAD_CONFIG"):
+        cfg = _config()
+        if cfg["endpoint"].get("scheme") != "plaintext":
+            _reader()
 
 
 @events.request.add_listener
@@ -151,12 +170,7 @@ class EncryptedUser(_FeaturelockUser):
     expected_type = "application/octet-stream"
 
     def prepare(self, cfg: dict) -> None:
-        from featurelock.handlers.stack import reader_keyset
-        from featurelock.middleware import Context, FeatureReader
-
-        ep = self.endpoint
-        self.reader = FeatureReader(reader_keyset({**ep, "tenant": cfg["tenant"]}, cfg["kek"]))
-        self.fl_context = Context(ep["model"], ep["version"], cfg["tenant"])
+        self.reader, self.fl_context = _reader()
 
     def check(self, body: bytes, full: bool) -> str | None:
         from featurelock.middleware.errors import DecryptionError
