@@ -132,3 +132,18 @@ def test_profile_flags():
         profile_from_args(_parse("--mean", "1"))
     with pytest.raises(ValueError, match="112x112"):
         profile_from_args(_parse("--profile", "reid-128x64", "--input-size", "112"))
+
+
+def test_every_command_takes_profile(tmp_path, capsys):
+    """export, package, serve and scan parse --profile the same way; an unknown one is one line."""
+    from featurelock.middleware.cli import main
+
+    for argv, status in ((["export", "--model-file", "x.pt", "--out", str(tmp_path)], 1),
+                         (["package", "--model-dir", "x.pt", "--name", "x", "--out",
+                           str(tmp_path)], 1),
+                         (["serve", "--engine", "kserve", "--model-dir", "x.pt", "--scheme",
+                           "aes-256-gcm", "--name", "x"], 1),
+                         (["scan", "--local", "plaintext", "--report", str(tmp_path)], 2)):
+        assert main([*argv, "--profile", "no-such-profile"]) == status
+        err = capsys.readouterr().err.strip()
+        assert "unknown profile 'no-such-profile'" in err and "\n" not in err, err
