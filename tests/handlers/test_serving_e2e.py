@@ -32,9 +32,8 @@ from featurelock.middleware.disguise import DisguiseSpec
 from featurelock.middleware.errors import DecryptionError
 from featurelock.models.profiles import InputProfile
 
-from fl_serving_helpers import (BYO, BYO_TOL, SCHEMES, Reference, byo_reference,
-                                export_default_model, face_pngs, file_kek, keyset,
-                                make_registry, pedestrian_pngs, png, user_models)
+from fl_serving_helpers import (SCHEMES, Reference, export_default_model, file_kek, keyset,
+                                make_registry, pedestrian_pngs, png)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -103,13 +102,6 @@ def stack(tmp_path_factory):
     assert featurelock_cli(["package", "--model-dir", str(root / "export"), "--name",
                             "ts-disguised", "--out", str(store), "--key-registry-env",
                             reg_env("aes-256-gcm"), "--disguise-metadata", str(meta)]) == 0
-    # Bring your own model: a user's 512-d re-ID TorchScript and 128-d face ONNX files, each
-    # packaged by the CLI with its profile (test-run at build).
-    s.byo = user_models(root / "byo")
-    for key, profile in BYO.items():
-        assert featurelock_cli(["package", "--model-dir", str(s.byo[key]), "--profile", profile,
-                                "--name", f"byo-{key}", "--out", str(store),
-                                "--key-registry-env", reg_env("aes-256-gcm")]) == 0
     s.store = store
     s.images = pedestrian_pngs(16)
     with TorchServeProcess(store, env=env, startup_timeout=240) as ts:
@@ -136,19 +128,6 @@ def test_scheme_roundtrip_bit_exact(stack, backend, scheme):
         expected = stack.refs[backend]([image])
         assert got.shape == (1, expected.shape[1]) and got.dtype == np.float32
         np.testing.assert_array_equal(got, expected)
-
-
-@pytest.mark.parametrize("key", BYO)
-def test_user_model_decrypts_to_local_inference(stack, key):
-    """A user's own model (512-d re-ID TorchScript, 128-d face ONNX) on TorchServe: envelopes
-    decrypt to local inference of the same file under its profile (tolerance BYO_TOL)."""
-    c = client(stack, f"byo-{key}")
-    ks = keyset(stack.regs["aes-256-gcm"], stack.kek, "acme")
-    ref = byo_reference(stack.byo, key)
-    for image in (face_pngs(3) if key == "face128" else stack.images[:3]):
-        got = c.read(c.embed(image), ks)
-        np.testing.assert_allclose(got, ref([image]), rtol=0, atol=BYO_TOL)
-        assert got.shape == (1, 512 if key == "reid512" else 128)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
