@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from featurelock.handlers.client import EndpointClient, Response
-from featurelock.handlers.packaging import build_mar, resolve_model
+from featurelock.handlers.packaging import build_mar, check_mar, resolve_model
 from featurelock.handlers.server import TorchServeProcess
 from featurelock.models.profiles import InputProfile
 
@@ -218,7 +218,9 @@ def test_user_model_decrypts_to_local_inference(server, key):
     c = EndpointClient(server.ts.inference_url, f"byo-{key}", "acme", server.token,
                        server.ts.inference_key, timeout=60)
     ref = byo_reference(server.byo, key)
+    dim = 512 if key == "reid512" else 128
+    assert check_mar(server.store / f"byo-{key}.mar") == dim  # `serve --model-store`'s check
     for image in (face_pngs(3) if key == "face128" else server.images[:3]):
         got = c.read(c.embed(image), server.keys)
-        assert got.shape == (1, 512 if key == "reid512" else 128)
+        assert got.shape == (1, dim)
         np.testing.assert_allclose(got, ref([image]), rtol=0, atol=BYO_TOL)
