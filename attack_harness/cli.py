@@ -121,6 +121,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="evaluator: zoo model used to re-embed reconstructions and by the "
                         "white-box insider (or 'pixel' for the transparent reference model)")
     a.add_argument("--weights", default=None, help="weights file for --model")
+    from featurelock.models.profile_cli import add_profile_arguments
+
+    # The endpoint's input profile (args.profile becomes an InputProfile, or None, in run).
+    add_profile_arguments(parser.add_argument_group("input profile of the scanned model"))
     g = parser.add_argument_group("verdict")
     g.add_argument("--fail-if", choices=FAIL_IF, default="protected-leak",
                    help="exit 1 when a protected target leaks (default), when any target "
@@ -210,6 +214,14 @@ def run(args: argparse.Namespace) -> int:
     from .report import summary_table, write_reports
     from .scan import ScanConfig, run_scan
 
+    try:
+        from featurelock.models.errors import ProfileError
+        from featurelock.models.profile_cli import profile_from_args
+
+        args.profile = profile_from_args(args)  # InputProfile | None
+    except (ValueError, ProfileError) as exc:
+        print(f"featurelock scan: {exc}", file=sys.stderr)
+        return 2
     try:
         config = ScanConfig(budget=args.budget, seed=args.seed,
                             representations=tuple(args.representations),

@@ -30,7 +30,8 @@ from .errors import ExportError
 from .parity import DEFAULT_MIN_COSINE, ParityResult, compare, require
 from .sidecar import REPORT_NAME, SIDECAR_NAME, build_sidecar, sha256_file, write_json
 
-__all__ = ["ExportResult", "FORMATS", "export_model", "parity_inputs", "check_parity"]
+__all__ = ["ExportResult", "FORMATS", "export_model", "export_model_file", "parity_inputs",
+           "check_parity"]
 
 FORMATS = ("torchscript", "onnx")
 _SUFFIX = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
@@ -89,8 +90,8 @@ def export_model(model: EmbeddingModel, out_dir: str | Path,
                  min_cosine: float = DEFAULT_MIN_COSINE) -> ExportResult:
     """Export `model` (a torch-backed zoo model) into `out_dir`; see the module docstring."""
     if not isinstance(model, EmbeddingModel):
-        raise ExportError("export needs a torch model (zoo name or TorchScript file); "
-                          "an ONNX model is served as it is")
+        raise ExportError("export_model needs a torch model (zoo name or TorchScript file); "
+                          "an ONNX file goes through export_model_file")
     unknown = set(formats_) - set(FORMATS)
     if unknown or not formats_:
         raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {list(formats_)}")
@@ -122,6 +123,7 @@ def export_model(model: EmbeddingModel, out_dir: str | Path,
     require(results)
     sidecar = build_sidecar(model.model_name, model.version, model.profile, model.output_dim,
                             files, opset, formats.INPUT_NAME, formats.OUTPUT_NAME)
+    sidecar["output"]["l2_normalized"] = model.profile.output == "l2"  # finish() is in the graph
     if fp16:
         sidecar["fp16_files"] = {fmt: {"path": name, "sha256": sha256_file(root / name)}
                                  for fmt, name in report["fp16"]["files"].items()}
@@ -150,3 +152,62 @@ def _export_fp16(model: EmbeddingModel, example: torch.Tensor, root: Path, stem:
     out["note"] = ("fp16 files exported and loaded on CPU; cosine reported, not enforced — "
                    "verify on the GPU that will serve them")
     return out
+
+
+def export_model_file(path: str | Path, profile: "str | Path | InputProfile", out_dir: str | Path,
+                      formats_: Sequence[str] | None = None, *, name: str | None = None,
+                      version: str = "user", opset: int = formats.MIN_OPSET,
+                      min_cosine: float = DEFAULT_MIN_COSINE) -> ExportResult:
+    """A user's model file -> a servable export directory for `profile`, any output size.
+
+    TorchScript: exported like a zoo model (TorchScript and/or ONNX, parity-checked), the
+    profile's output rule in the graph. ONNX: cannot become TorchScript; the file is test-run on
+    the profile's input, checked by onnx.checker and copied as `<name>.onnx` beside a sidecar
+    (the server applies the output rule, as for every backend)."""
+    from featurelock.models.profiles import load_profile
+    from featurelock.models.user_model import backend_of, load_user_model
+
+    src = Path(path)
+    prof = load_profile(profile)
+    stem = name or src.stem
+    if backend_of(src) == "torchscript":
+        model = load_user_model(src, prof, name=stem, version=version)
+        return export_model(model, out_dir, tuple(formats_ or FORMATS), opset,
+                            min_cosine=min_cosine)
+    if formats_ and set(formats_) != {"onnx"}:
+        raise ExportError(f"{src.name} is ONNX: it cannot be converted to TorchScript; "
+                          "export it with --format onnx")
+    return _export_onnx_file(src, prof, Path(out_dir), stem, version)
+
+
+def _export_onnx_file(src: Path, profile: InputProfile, root: Path, stem: str,
+                      version: str) -> ExportResult:
+    import shutil
+
+    import onnx
+
+    from featurelock.models.user_model import load_user_model
+
+    model = load_user_model(src, profile, name=stem, version=version)  # the test run
+    try:
+        proto = onnx.load(str(src), load_external_data=False)
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # onnx raises several untyped errors: translated here
+        raise ExportError(f"onnx.checker rejected {src.name} ({type(exc).__name__})") from None
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+                default=0)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / SIDECAR_NAME).unlink(missing_ok=True)
+    target = root / f"{stem}.onnx"
+    if src.resolve() != target.resolve():
+        shutil.copyfile(src, target)
+    report = {"model": stem, "version": version, "results": [], "passed": True,
+              "inputs": f"test run on 2 dummy {profile.height}x{profile.width} images",
+              "note": "ONNX file served as it is: no conversion, so no parity to check; the "
+                      "output rule (profile.output) is applied by the server"}
+    report_path = write_json(root / REPORT_NAME, report)
+    sidecar = build_sidecar(stem, version, profile, model.output_dim, {"onnx": target}, opset,
+                            model.input_name, model.session.get_outputs()[0].name)
+    sidecar["output"]["l2_normalized"] = False  # the graph is the user's: the server finishes
+    sidecar_path = write_json(root / SIDECAR_NAME, sidecar)
+    return ExportResult(root, {"onnx": target}, [], report_path, sidecar_path)

@@ -1,9 +1,11 @@
 """The JSON sidecar an export directory carries, so a server knows how to feed the model.
 
     {"format_version": 1, "model": "reid-compact", "version": "1",
-     "profile": {"name", "height", "width", "mean", "std", "channel_order"},
+     "profile": {"name", "height", "width", "mean", "std", "channel_order", "resize", "output"},
      "input": {"name": "input", "shape": ["batch", 3, H, W], "dtype": "float32"},
-     "output": {"name": "embedding", "dim": D, "dtype": "float32", "l2_normalized": true},
+     "output": {"name": "embedding", "dim": D, "dtype": "float32",
+                "l2_normalized": true},     # the graph itself applies profile.output
+                                             # (servers apply it again: idempotent)
      "files": {"onnx": {"path": "...", "sha256": "..."}, ...}, "opset": 17,
      "fp16_files": {...}}                   (only when exported with fp16=True)
 

@@ -92,14 +92,17 @@ def serve_models(models: Sequence[tuple[ServingConfig, Path]], *, port: int = 80
 
 def serve_kserve(model_dir: str | Path, scheme: str, name: str, version: str = "1",
                  port: int = 8080, *, host: str = LOOPBACK, backend: str | None = None,
-                 serving: dict[str, Any] | None = None, use_gpu: bool = False) -> None:
-    """Serve one exported model (an export directory or a model file) on KServe, in this
-    process, until SIGTERM/SIGINT. `serving`: extra featurelock keys (key_registry_env,
-    kek_env, max_body_bytes, max_pixels)."""
-    from .packaging import resolve_model, serving_config
+                 serving: dict[str, Any] | None = None, use_gpu: bool = False,
+                 profile: Any = None) -> None:
+    """Serve one exported model (an export directory, or a model file with `profile`) on
+    KServe, in this process, until SIGTERM/SIGINT. `serving`: extra featurelock keys
+    (key_registry_env, kek_env, max_body_bytes, max_pixels, output_dim). The model is test-run
+    on its profile before the server starts (ProfileError on a mismatch)."""
+    from .packaging import check_model, resolve_model, serving_config
 
-    source = resolve_model(model_dir, backend)
-    config = serving_config(source, scheme, name, version, serving)
+    source = resolve_model(model_dir, backend, profile)
+    dim = check_model(source, (serving or {}).get("output_dim"))
+    config = serving_config(source, scheme, name, version, {**(serving or {}), "output_dim": dim})
     serve_models([(config, source.model_file)], port=port, host=host, use_gpu=use_gpu)
 
 
@@ -221,6 +224,9 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--name", help="model name (in the URL and bound into every envelope)")
     one.add_argument("--version", default="1")
     one.add_argument("--backend", choices=("torchscript", "onnx"), default=None)
+    one.add_argument("--profile", default=None, metavar="NAME|FILE",
+                     help="input profile of a bare model file (built-in name, zoo model name, "
+                          ".yaml/.json file)")
     one.add_argument("--key-registry-env", default=None,
                      help="env var naming the key registry (default FEATURELOCK_KEY_REGISTRY)")
     one.add_argument("--kek-env", default=None,
@@ -255,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         serving = {k: v for k, v in (("key_registry_env", args.key_registry_env),
                                      ("kek_env", args.kek_env)) if v}
         serve_kserve(args.model_dir, args.scheme, args.name, args.version, args.port,
-                     host=args.host, backend=args.backend, serving=serving, use_gpu=args.gpu)
+                     host=args.host, backend=args.backend, serving=serving, use_gpu=args.gpu,
+                     profile=args.profile)
         return 0
     except FeaturelockError as exc:  # ServerConfigError, PackageError, ...: one line, no traceback
         print(f"kserve_server: {exc}", file=sys.stderr)

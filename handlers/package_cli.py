@@ -1,4 +1,11 @@
-"""`featurelock package`: an export directory or model file -> a keyless TorchServe .mar."""
+"""`featurelock package`: an export directory or model file -> a keyless TorchServe .mar.
+
+    featurelock package --model-dir export/ --name reid --out store
+    featurelock package --model-dir my-face.onnx --profile arcface-112 --name face --out store
+
+A bare model file needs --profile (or the profile flags); the model is test-run on a dummy
+batch of that profile and refused with one line if it does not fit.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import json
 from pathlib import Path
 
 from featurelock.middleware.schemes import DEFAULT_SCHEME, SCHEMES
+
+from featurelock.models.profile_cli import add_profile_arguments, profile_from_args
 
 from .packaging import build_mar, resolve_model
 from .serving_config import CRAFTER, DEFAULT_KEK_ENV, DEFAULT_REGISTRY_ENV, PLAINTEXT
@@ -32,9 +41,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="model store directory")
     parser.add_argument("--backend", choices=["torchscript", "onnx"], default=None,
                         help="which file of an export directory to serve (default: torchscript)")
-    parser.add_argument("--profile", default=None,
-                        help="zoo model whose input profile a bare model file uses "
-                             "(default: reid-compact)")
+    add_profile_arguments(parser.add_argument_group("input profile (required for a bare model "
+                                                    "file; an export directory has its own)"))
+    parser.add_argument("--output-dim", type=int, default=None, metavar="D",
+                        help="refuse the model unless it answers D-d vectors")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-batch-delay", type=int, default=5, help="milliseconds")
     parser.add_argument("--response-timeout", type=int, default=30, help="seconds")
@@ -46,7 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    source = resolve_model(args.model_dir, args.backend, args.profile)
+    source = resolve_model(args.model_dir, args.backend, profile_from_args(args),
+                           args.output_dim)
     serving = {"key_registry_env": args.key_registry_env, "kek_env": args.kek_env}
     if args.scheme == CRAFTER or args.crafter_file:
         if not args.crafter_file:
@@ -61,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
                     serving=serving,
                     batchSize=args.batch_size, maxBatchDelay=args.max_batch_delay,
                     responseTimeout=args.response_timeout)
-    print(f"wrote {mar} ({source.backend}, scheme {args.scheme}; no keys inside)")
+    profile = source.input_profile()
+    print(f"wrote {mar} ({source.backend}, profile {profile.name} {profile.height}x"
+          f"{profile.width} output {profile.output}, scheme {args.scheme}; no keys inside)")
     return 0
 
 

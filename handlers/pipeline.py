@@ -13,7 +13,8 @@ always, in order.
               (401/403), take the body (raw bytes or {"image": base64}), decode JPEG/PNG only
               (PNG at the profile's size only for a model trained on disguised images);
               then one preprocess over the valid images
-    infer     one forward pass (TorchScript or ONNX, `runners`)
+    infer     one forward pass (TorchScript or ONNX, `runners`), then the profile's output
+              rule (L2 rows for `output: l2`), the same on every backend
     craft     `scheme: crafter` only, the last step of `infer` (so every engine adapter gets it
               unchanged): the crafting network over the batch's features. Any failure drops
               the batch's features and answers 500: plaintext never leaves the worker.
@@ -42,7 +43,7 @@ import torch
 from featurelock.middleware import Context, Envelope, warm_kernels
 from featurelock.middleware.errors import FeaturelockError
 from featurelock.middleware.metrics import NullRecorder, Recorder
-from featurelock.models.errors import ImageDecodeError
+from featurelock.models.errors import ImageDecodeError, ModelError
 from featurelock.models.imaging import decode_image, preprocess
 
 from .errors import (CraftingError, NotServed, RequestError, ServerConfigError, error_body,
@@ -50,7 +51,7 @@ from .errors import (CraftingError, NotServed, RequestError, ServerConfigError, 
 from .metrics_bridge import outcome_of
 from .request_parsing import (TENANT_HEADER, TOKEN_HEADER, header, image_bytes,
                               is_control_request, wants_json)
-from .runners import load_runner
+from .runners import load_runner, probe
 from .serving_config import CRAFTER, ServingConfig
 from .serving_state import ServingState, watch_serving_state
 
@@ -168,10 +169,15 @@ class ServingPipeline:
             # Compile (or load from cache) the bit-permutation kernel now, not on a request;
             # featurelock.kernels logs the one it chose.
             warm_kernels()
-        runner = load_runner(model_path, config.backend, gpu_id, config.input_profile(),
-                             config.normalize)
-        log.info("featurelock: serving %s v%s (%s on %s, scheme %s, %d tenants)",
-                 config.model, config.version, config.backend, runner.device, config.scheme,
+        profile = config.input_profile()
+        runner = load_runner(model_path, config.backend, gpu_id, profile)
+        try:  # a model that does not fit its profile never reports ready
+            dim = probe(runner, profile, f"model {config.model}", config.output_dim)
+        except ModelError as exc:
+            raise ServerConfigError(str(exc)) from None
+        log.info("featurelock: serving %s v%s (%s on %s, profile %s, %d-d, output %s, "
+                 "scheme %s, %d tenants)", config.model, config.version, config.backend,
+                 runner.device, profile.name, dim, profile.output, config.scheme,
                  len(registry.current().tokens.tenants()))
         return cls(config, registry, runner, metrics, crafter)
 

@@ -54,11 +54,15 @@ class RayModel:
 
     @classmethod
     def from_export(cls, model_dir: str | Path, scheme: str, name: str, version: str = "1",
-                    backend: str | None = None, **serving: Any) -> "RayModel":
-        from .packaging import resolve_model, serving_config
+                    backend: str | None = None, profile: Any = None,
+                    **serving: Any) -> "RayModel":
+        """An export directory, or a bare model file with `profile` (name, file or
+        InputProfile); test-run here, before any replica starts (ProfileError on a mismatch)."""
+        from .packaging import check_model, resolve_model, serving_config
 
-        source = resolve_model(model_dir, backend)
-        config = serving_config(source, scheme, name, version, serving or None)
+        source = resolve_model(model_dir, backend, profile)
+        dim = check_model(source, serving.get("output_dim"))
+        config = serving_config(source, scheme, name, version, {**serving, "output_dim": dim})
         return cls(config, str(source.model_file.resolve()))
 
 
@@ -170,12 +174,13 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     """Ray Serve's application builder (`import_path: featurelock.handlers.ray_serve:build_app`).
 
     args: model_dir, scheme, name, version (default "1"), backend (default: the export's),
-          serving (extra featurelock keys), and any RayOptions field.
+          profile (required for a bare model file), serving (extra featurelock keys), and any
+          RayOptions field.
     """
     args = dict(args)
     model = RayModel.from_export(args.pop("model_dir"), args.pop("scheme"), args.pop("name"),
                                  str(args.pop("version", "1")), args.pop("backend", None),
-                                 **(args.pop("serving", None) or {}))
+                                 args.pop("profile", None), **(args.pop("serving", None) or {}))
     known = set(RayOptions.__dataclass_fields__)
     unknown = set(args) - known
     if unknown:

@@ -6,9 +6,9 @@
       version: "1"
       model_file: model.ts           # inside the .mar
       backend: torchscript           # torchscript | onnx
-      normalize: false               # L2-normalise outputs (ONNX outputs always are)
       profile: {name: reid-128x64, height: 128, width: 64, mean: [...], std: [...],
-                channel_order: RGB}
+                channel_order: RGB, resize: stretch, output: l2}   # models/profiles.py
+      output_dim: 256                # optional: the worker refuses to start on another size
       key_registry_env: FEATURELOCK_KEY_REGISTRY   # env var naming the registry directory
       kek_env: FEATURELOCK_KEK                     # env var holding the KEK URI
       max_body_bytes: 8388608
@@ -22,7 +22,9 @@
 them yields a public-prior person, still usable without any key. It is not encryption; its
 models hold no keys (like plaintext ones) but still authenticate every tenant.
 Keys are never part of this section nor of the .mar: the worker finds them through the
-environment at start.
+environment at start. Every engine test-runs the model on a dummy batch of the profile at start
+and refuses to serve on a mismatch (input size, output shape or `output_dim`, non-finite
+output). `normalize: true` (configs written before profiles had `output`) forces `output: l2`.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class ServingConfig:
     model_file: str
     backend: str
     profile: dict[str, Any] = field(repr=False)
-    normalize: bool = False
+    normalize: bool = False  # legacy; the profile's `output` decides
+    output_dim: int | None = None
     key_registry_env: str = DEFAULT_REGISTRY_ENV
     kek_env: str = DEFAULT_KEK_ENV
     max_body_bytes: int = DEFAULT_MAX_BODY
@@ -85,6 +88,9 @@ class ServingConfig:
         for name in ("model", "version", "model_file", "key_registry_env", "kek_env"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ServerConfigError(f"featurelock.{name} must be a non-empty string")
+        if self.output_dim is not None and (type(self.output_dim) is not int
+                                            or self.output_dim < 1):
+            raise ServerConfigError("featurelock.output_dim must be a positive integer")
         for name in ("max_body_bytes", "max_pixels"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
@@ -126,9 +132,10 @@ class ServingConfig:
         from featurelock.models.profiles import InputProfile
 
         try:
-            return InputProfile.from_dict(self.profile)
+            profile = InputProfile.from_dict(self.profile)
         except ValueError as exc:
             raise ServerConfigError(f"featurelock.profile: {exc}") from None
+        return profile.with_(output="l2") if self.normalize else profile
 
     @classmethod
     def from_model_yaml(cls, model_yaml: dict[str, Any] | None) -> "ServingConfig":
@@ -150,4 +157,7 @@ class ServingConfig:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         if self.scheme != CRAFTER:  # other schemes' sections stay as they were
             del out["crafter_file"], out["beta"]
+        for name in ("normalize", "output_dim"):  # optional keys: only when set
+            if out[name] in (False, None):
+                del out[name]
         return out

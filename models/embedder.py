@@ -1,8 +1,9 @@
-"""The one interface every served model has: uint8 images in, L2-normalised vectors out.
+"""The one interface every served model has: uint8 images in, the profile's vectors out.
 
-`EmbeddingModel` wraps a torch backbone (an nn.Module or a TorchScript module) and appends L2
-normalisation, so the exported graph already returns unit vectors. `OnnxEmbedder` offers the
-same `embed` for an ONNX file run by onnxruntime (user-provided face models).
+`EmbeddingModel` wraps a torch backbone (an nn.Module or a TorchScript module) and appends the
+profile's output rule (`InputProfile.finish`: L2 normalisation for `output: l2`), so the
+exported graph already returns what is served. `OnnxEmbedder` offers the same `embed` for an
+ONNX file run by onnxruntime, with the same rule applied after the session.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .imaging import preprocess
@@ -21,7 +21,8 @@ __all__ = ["EmbeddingModel", "OnnxEmbedder"]
 
 
 class EmbeddingModel(nn.Module):
-    """backbone + L2 normalisation, with the profile, name and version it is served under."""
+    """backbone + the profile's output rule, with the profile, name and version it is served
+    under."""
 
     def __init__(self, backbone: nn.Module, profile: InputProfile, name: str, version: str,
                  output_dim: int) -> None:
@@ -33,11 +34,11 @@ class EmbeddingModel(nn.Module):
         self.output_dim = output_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.backbone(x), p=2.0, dim=1)
+        return self.profile.finish(self.backbone(x))
 
     @torch.inference_mode()
     def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB -> (N, output_dim) float32 unit vectors (eval mode)."""
+        """(N, H, W, 3) uint8 RGB -> (N, output_dim) float32 vectors (eval mode)."""
         was_training = self.training
         self.eval()
         try:
@@ -62,13 +63,18 @@ class OnnxEmbedder:
         self.output_dim = int(probe.shape[1])
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Preprocessed (N, 3, H, W) float32 -> (N, D) L2-normalised float32."""
-        out = np.asarray(self.session.run(None, {self.input_name: x.astype(np.float32)})[0])
-        norms = np.linalg.norm(out, axis=1, keepdims=True) if out.ndim == 2 else 1.0
-        return (out / np.maximum(norms, 1e-12)).astype(np.float32)
+        """Preprocessed (N, 3, H, W) float32 -> (N, D) float32, the profile's output rule
+        applied."""
+        out = self.raw(x)
+        return self.profile.finish(out) if out.ndim == 2 else out
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The session's own output for a preprocessed batch, as float32."""
+        out = self.session.run(None, {self.input_name: x.astype(np.float32)})[0]
+        return np.asarray(out, dtype=np.float32)
 
     def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB -> (N, output_dim) float32 unit vectors."""
+        """(N, H, W, 3) uint8 RGB -> (N, output_dim) float32 vectors."""
         return _embed_batches(lambda x: self.run(x.numpy()), images, self.profile,
                               self.output_dim, batch_size)
 

@@ -2,6 +2,8 @@
 
     FeaturelockError                    (featurelock.middleware.errors)
      └── ModelError            a model could not be found, built or loaded
+          ├── ProfileError          an input profile is unknown or malformed, or a model
+          │                         does not fit its profile (test-run at build/start)
           ├── UnsafeModelFileError  a model file is not a format we load without running code
           │                         (plain weights-only state dict, TorchScript, ONNX)
           └── ImageDecodeError      request bytes are not a decodable, size-limited image
@@ -14,11 +16,15 @@ from __future__ import annotations
 
 from featurelock.middleware.errors import FeaturelockError
 
-__all__ = ["ModelError", "UnsafeModelFileError", "ImageDecodeError", "ImageTooLarge"]
+__all__ = ["ModelError", "ProfileError", "UnsafeModelFileError", "ImageDecodeError", "ImageTooLarge"]
 
 
 class ModelError(FeaturelockError):
     """A model could not be found, built or loaded."""
+
+
+class ProfileError(ModelError):
+    """An input profile is unknown or malformed, or the model does not fit it."""
 
 
 class UnsafeModelFileError(ModelError):

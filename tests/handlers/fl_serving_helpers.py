@@ -13,7 +13,6 @@ from featurelock.export.bundle import export_model
 from featurelock.handlers.tenant_tokens import TenantTokens
 from featurelock.handlers.tenants_cli import add_tenant
 from featurelock.middleware import KeyRegistry, create_kek_file, kek_from_uri
-from featurelock.models.embedder import OnnxEmbedder
 from featurelock.models.imaging import decode_image, preprocess
 from featurelock.models.model_files import load_onnx_session, load_torchscript
 from featurelock.models.synthetic import make_pedestrians
@@ -56,6 +55,54 @@ def export_default_model(out_dir: Path):
     return export_model(model, out_dir, batch_sizes=(1, 2))
 
 
+def user_models(directory: Path) -> dict[str, Path]:
+    """A user's own models, made here (tiny, untrained, seeded): "reid512", a TorchScript
+    re-ID net (128x64 in, 512-d out), and "face128", an ONNX face net (112x112 in, 128-d out,
+    dynamic batch) whose last layer reads a fixed-size map, so any other input size fails."""
+    import warnings
+
+    from torch import nn
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out = {"reid512": directory / "my-reid512.pt", "face128": directory / "my-face128.onnx"}
+    if all(p.is_file() for p in out.values()):
+        return out
+    torch.manual_seed(1234)
+    reid = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d((4, 2)), nn.Flatten(),
+                         nn.Linear(256, 512)).eval()
+    face = nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 4, 1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(8 * 7 * 7, 128)).eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(reid, torch.zeros(1, 3, 128, 64)), str(out["reid512"]))
+        torch.onnx.export(face, (torch.zeros(1, 3, 112, 112),), str(out["face128"]),
+                          input_names=["pixels"], output_names=["emb"], opset_version=17,
+                          dynamic_axes={"pixels": {0: "n"}, "emb": {0: "n"}}, dynamo=False)
+    return out
+
+
+# The user models' profiles, and how close a served vector must be to local inference of the
+# same file: float32 kernels may sum in another order in a server's batch or thread count.
+BYO = {"reid512": "reid-128x64", "face128": "arcface-112"}
+BYO_TOL = CROSS_PROCESS_TOL
+
+
+def byo_reference(models: dict[str, Path], key: str) -> "Reference":
+    from featurelock.models.profiles import load_profile
+    from featurelock.models.user_model import backend_of
+
+    return Reference(models[key], backend_of(models[key]), load_profile(BYO[key]))
+
+
+def face_pngs(n: int, seed: int = 3) -> list[bytes]:
+    """PNG bytes of n 112x112 smooth random images (stand-ins for aligned faces)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (n, 14, 14, 3), dtype=np.uint8)
+    return [png(np.asarray(Image.fromarray(img).resize((112, 112), Image.BILINEAR)))
+            for img in small]
+
+
 def file_kek(directory: Path) -> str:
     return create_kek_file(directory / "kek")
 
@@ -72,24 +119,27 @@ def keyset(directory: Path, kek_uri: str, tenant: str):
 
 
 class Reference:
-    """Local inference with the same file, decoding and preprocessing as the server."""
+    """Local inference with the same file, decoding and preprocessing as the server, and the
+    profile's output rule (`InputProfile.finish`, on the torch tensor as every server does)."""
 
     def __init__(self, model_file: Path, backend: str, profile) -> None:
         self.profile = profile
         if backend == "onnx":
-            embedder = OnnxEmbedder(load_onnx_session(model_file), profile, "ref", "")
-            self._run = lambda x: embedder.run(x.numpy())
+            session = load_onnx_session(model_file)
+            name = session.get_inputs()[0].name
+            self._run = lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
         else:
             module = load_torchscript(model_file)
 
             def run(x):
                 with torch.inference_mode():
-                    return module(x).numpy()
+                    return module(x)
             self._run = run
 
     def __call__(self, images: list[bytes]) -> np.ndarray:
         batch = np.stack([decode_image(b, self.profile) for b in images])
-        return self._run(preprocess(batch, self.profile))
+        with torch.inference_mode():
+            return self.profile.finish(self._run(preprocess(batch, self.profile))).numpy()
 
 
 def prometheus_binary() -> str:
@@ -138,7 +188,8 @@ def dashboard_panels_without_data(prom, job: str, timeout: float = 20.0) -> list
 
 
 __all__ = ["prometheus_binary", "dashboard_queries", "finite_values",
-           "dashboard_panels_without_data", "SCHEMES", "png", "pedestrian_pngs", "export_default_model", "file_kek",
+           "dashboard_panels_without_data", "SCHEMES", "png", "pedestrian_pngs", "export_default_model",
+           "user_models", "face_pngs", "BYO", "BYO_TOL", "byo_reference", "file_kek",
            "make_registry", "keyset", "Reference", "TenantTokens"]
 
 

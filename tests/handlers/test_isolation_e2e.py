@@ -3,7 +3,8 @@
 One real TorchServe on 127.0.0.1, one model batching up to 8 requests for 200 ms so that
 concurrent requests share batches. Explanation and describe requests, and bodies in formats
 the profile does not take, each get their own 4xx; every good batch-mate gets 200 and
-decrypts. The workflow API registers nothing.
+decrypts. The workflow API registers nothing. Beside it, a user's own models (bring your own
+model: 512-d re-ID TorchScript, 128-d face ONNX) packaged with their profiles.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import numpy as np
 import pytest
 
 from featurelock.handlers.client import EndpointClient, Response
-from featurelock.handlers.packaging import build_mar, resolve_model
+from featurelock.handlers.packaging import build_mar, check_mar, resolve_model
 from featurelock.handlers.server import TorchServeProcess
 from featurelock.models.profiles import InputProfile
 
-from fl_serving_helpers import (Reference, export_default_model, file_kek, keyset, make_registry,
-                                pedestrian_pngs)
+from featurelock.middleware.cli import main as featurelock_cli
+
+from fl_serving_helpers import (BYO, BYO_TOL, Reference, byo_reference, export_default_model,
+                                face_pngs, file_kek, keyset, make_registry, pedestrian_pngs,
+                                user_models)
 from image_bodies import broken_jpeg_or_png, not_jpeg_or_png
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -71,9 +75,17 @@ def server(tmp_path_factory):
               serving={"key_registry_env": "FL_REG_ISO"}, batchSize=8, maxBatchDelay=200)
     # Where TorchServe looks for workflows by default (workflow_store = model_store).
     (s.store / "wf.war").write_bytes(_workflow_archive(f"{MODEL}.mar"))
+    # Bring your own model, on this server: a user's 512-d re-ID TorchScript and 128-d face ONNX
+    # files, each packaged by the CLI with its profile (test-run at build).
+    s.byo = user_models(root / "byo")
+    for key, profile in BYO.items():
+        assert featurelock_cli(["package", "--model-dir", str(s.byo[key]), "--profile", profile,
+                                "--name", f"byo-{key}", "--out", str(s.store),
+                                "--key-registry-env", "FL_REG_ISO"]) == 0
     s.images = pedestrian_pngs(8)
     env = {"FL_REG_ISO": str(s.registry), "FEATURELOCK_KEK": s.kek}
-    with TorchServeProcess(s.store, [f"{MODEL}.mar"], env=env, startup_timeout=240) as ts:
+    with TorchServeProcess(s.store, [f"{MODEL}.mar", *(f"byo-{k}.mar" for k in BYO)], env=env,
+                           startup_timeout=240) as ts:
         s.ts = ts
         s.client = EndpointClient(ts.inference_url, MODEL, "acme", s.token, ts.inference_key,
                                   timeout=60)
@@ -194,5 +206,21 @@ def test_post_workflows_registers_nothing(server):
     status, body = _management(s, "GET", "/workflows")
     assert status == 200 and json.loads(body)["workflows"] == []
     status, body = _management(s, "GET", "/models")
-    assert [m["modelName"] for m in json.loads(body)["models"]] == [MODEL]
+    assert sorted(m["modelName"] for m in json.loads(body)["models"]) == sorted(
+        [MODEL, *(f"byo-{k}" for k in BYO)])  # the served ones, nothing from a workflow
     assert not any((s.ts.workdir / "no-workflows").iterdir())
+
+
+@pytest.mark.parametrize("key", BYO)
+def test_user_model_decrypts_to_local_inference(server, key):
+    """A user's own model (512-d re-ID TorchScript, 128-d face ONNX) on TorchServe: envelopes
+    decrypt to local inference of the same file under its profile (tolerance BYO_TOL)."""
+    c = EndpointClient(server.ts.inference_url, f"byo-{key}", "acme", server.token,
+                       server.ts.inference_key, timeout=60)
+    ref = byo_reference(server.byo, key)
+    dim = 512 if key == "reid512" else 128
+    assert check_mar(server.store / f"byo-{key}.mar") == dim  # `serve --model-store`'s check
+    for image in (face_pngs(3) if key == "face128" else server.images[:3]):
+        got = c.read(c.embed(image), server.keys)
+        assert got.shape == (1, dim)
+        np.testing.assert_allclose(got, ref([image]), rtol=0, atol=BYO_TOL)

@@ -24,13 +24,15 @@ if importlib.util.find_spec("kserve") is None:  # not imported here: the server 
     pytest.skip("kserve is not installed (the `kserve` extra)", allow_module_level=True)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "handlers"))
 
-from fl_serving_helpers import (assert_same_features, Reference, file_kek, keyset, make_registry,  # noqa: E402
-                                pedestrian_pngs)
+from fl_serving_helpers import (BYO, BYO_TOL, Reference, assert_same_features,  # noqa: E402
+                                byo_reference, face_pngs, file_kek, keyset, make_registry,
+                                pedestrian_pngs, user_models)
 
 from featurelock.attack_harness.targets import HttpTarget  # noqa: E402
 from featurelock.handlers.client import EndpointClient  # noqa: E402
 from featurelock.handlers.kserve_server import KServeProcess  # noqa: E402
-from featurelock.handlers.packaging import resolve_model, serving_config  # noqa: E402
+from featurelock.handlers.packaging import (check_model, resolve_model,  # noqa: E402
+                                            serving_config)
 from featurelock.handlers.stack import _consumer_keyset  # noqa: E402
 from featurelock.handlers.tenants_cli import add_tenant  # noqa: E402
 from featurelock.middleware import Context, FeatureReader, kek_from_uri  # noqa: E402
@@ -79,6 +81,12 @@ def stack(tmp_path_factory):
                         {"key_registry_env": "FL_REG_HPKE"}), source.model_file),
         (serving_config(source, "plaintext", PLAIN, "1"), source.model_file),
     ]
+    # Bring your own model: a user's 512-d re-ID TorchScript and 128-d face ONNX files.
+    s.byo = user_models(root / "byo")
+    for key, profile in BYO.items():
+        byo = resolve_model(s.byo[key], profile=profile)
+        models.append((serving_config(byo, "aes-256-gcm", f"ks-byo-{key}", "1",
+                                      {"output_dim": check_model(byo)}), byo.model_file))
     env = {"FEATURELOCK_KEY_REGISTRY": str(s.reg), "FL_REG_HPKE": str(root / "reg-hpke"),
            "FEATURELOCK_KEK": s.kek}
     s.images = pedestrian_pngs(4)
@@ -155,6 +163,19 @@ def test_v2_decrypts_to_local_inference_and_has_a_response_id(stack):
     assert_same_features(got, stack.ref(images))
     status, doc = v2(stack, AES, images[:1], creds(stack), id="req-42")
     assert status == 200 and doc["id"] == "req-42"
+
+
+@pytest.mark.parametrize("key", BYO)
+def test_user_models_decrypt_to_local_inference(stack, key):
+    """Bring your own model on KServe: one v1 request of two images decrypts to local inference
+    of the same file under its profile (BYO_TOL)."""
+    images = face_pngs(2) if key == "face128" else stack.images[:2]
+    status, doc = v1(stack, f"ks-byo-{key}", images, creds(stack))
+    assert status == 200
+    got = read_all([p["envelope"] for p in doc["predictions"]],
+                   keyset(stack.reg, stack.kek, "acme"), f"ks-byo-{key}")
+    assert got.shape == (2, 512 if key == "reid512" else 128)
+    np.testing.assert_allclose(got, byo_reference(stack.byo, key)(images), rtol=0, atol=BYO_TOL)
 
 
 @pytest.mark.parametrize("protocol", ["kserve-v1", "kserve-v2"])

@@ -73,6 +73,10 @@ def test_load_run_on_scale_out_engines(tmp_path, engine):
 
 
 def test_responses_that_do_not_decrypt_are_locust_failures(tmp_path):
+    """One TorchServe for three checks: the locust user marks envelopes that do not decrypt as
+    failures; `load_tests.run --endpoint` load-tests that running endpoint from the outside,
+    decrypting a sample with the tenant's keyset; and with another tenant's keyset it stops at
+    the first answer with one line."""
     _require("locust", "ts")
     from featurelock.handlers.stack import Stack
 
@@ -96,6 +100,36 @@ def test_responses_that_do_not_decrypt_are_locust_failures(tmp_path):
              "--csv", str(tmp_path / "bad"), "--only-summary", "EncryptedUser"],
             env=dict(os.environ, FL_LOAD_CONFIG=str(tmp_path / "cfg.json")),
             capture_output=True, text=True, timeout=120)
+
+        def endpoint_run(registry: str, out: Path) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "load_tests.run", "--endpoint",
+                 f"{stack.url}/predictions/{aes.model}", "--tenant", TENANT, "--registry",
+                 registry, "--kek", stack.kek, "--users", "1", "--duration", "2",
+                 "--sample-every", "2", "--out", str(out)],
+                cwd=REPO, capture_output=True, text=True, timeout=180,
+                env=dict(os.environ, FEATURELOCK_TOKEN=aes.token,
+                         FEATURELOCK_INFERENCE_KEY=stack.ts.inference_key))
+
+        good = endpoint_run(aes.registry, tmp_path / "ep")
+        bad = endpoint_run(stack.endpoints["plaintext"].registry, tmp_path / "ep-bad")
     failures = (tmp_path / "bad_failures.csv").read_text()
     assert "envelope does not decrypt" in failures, proc.stderr[-2000:]
     assert proc.returncode == 1  # locust exits 1 when any request failed
+    assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-2000:]
+    doc = json.loads((tmp_path / "ep" / "summary.json").read_text())
+    assert doc["scheme"] == "aes-256-gcm" and doc["dim"] == 256 and doc["failures"] == 0
+    assert doc["requests"] > 0 and doc["decrypted"] >= 1
+    assert not list((tmp_path / "ep").glob("*.config.json"))  # it names the KEK: removed
+    assert bad.returncode == 1 and not (tmp_path / "ep-bad" / "summary.json").exists()
+    assert bad.stderr.strip().splitlines()[-1] == ("load_tests.run: the endpoint's envelope "
+                                                   "does not decrypt with this tenant's keyset")
+
+
+def test_endpoint_mode_documents_itself():
+    proc = subprocess.run([sys.executable, "-m", "load_tests.run", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    for text in ("--endpoint URL", "--registry DIR", "--keyset FILE", "$FL_LOAD_CONFIG",
+                 '"sample_every"', '"consumer_keyset"', "PlaintextUser|EncryptedUser"):
+        assert text in proc.stdout

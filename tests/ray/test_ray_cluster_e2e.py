@@ -23,8 +23,9 @@ from featurelock.middleware import Context, FeatureReader  # noqa: E402
 from featurelock.middleware.errors import DecryptionError  # noqa: E402
 from featurelock.models.profiles import InputProfile  # noqa: E402
 
-from fl_serving_helpers import (assert_same_features, Reference, export_default_model, file_kek, keyset,  # noqa: E402
-                                make_registry, pedestrian_pngs)
+from fl_serving_helpers import (BYO, BYO_TOL, Reference, assert_same_features,  # noqa: E402
+                                byo_reference, export_default_model, face_pngs, file_kek,
+                                keyset, make_registry, pedestrian_pngs, user_models)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -260,6 +261,28 @@ def test_an_onnx_model_serves_beside_it(served):
         r = client.embed(image)
         assert r.status == 200
         assert_same_features(client.read(r, ks), ref([image]))
+
+
+def test_user_models_serve_with_their_profiles(served):
+    """Bring your own model on Ray: a user's 512-d re-ID TorchScript and 128-d face ONNX files,
+    each with its profile (test-run before deploying), decrypt to local inference (BYO_TOL)."""
+    from featurelock.handlers.ray_serve import RayModel, RayOptions
+
+    models = user_models(served["root"] / "byo")
+    ks = keyset(served["reg"], served["kek"], "acme")
+    for key, profile in BYO.items():
+        name = f"ray-byo-{key}"
+        served["cluster"].deploy(RayModel.from_export(models[key], "aes-256-gcm", name,
+                                                      profile=profile), RayOptions(num_cpus=0))
+        client = EndpointClient(served["cluster"].url, name, "acme", served["tokens"]["acme"],
+                                None)
+        ref = byo_reference(models, key)
+        for image in (face_pngs(2) if key == "face128" else served["images"][:2]):
+            r = client.embed(image)
+            assert r.status == 200
+            got = client.read(r, ks)
+            assert got.shape == (1, 512 if key == "reid512" else 128)
+            np.testing.assert_allclose(got, ref([image]), rtol=0, atol=BYO_TOL)
 
 
 def test_autoscaling_from_config_adds_a_replica_under_load(served):
