@@ -16,6 +16,12 @@ budgets, the plaintext control, simultaneous intervals, verdicts and reports.
             ...
             return Outcome([Finding("my-column", "what", score, chance, n, reading)])
 
+An attack that cannot run on this target or data says why instead of vanishing: it lists
+the data it `needs` (checked before it runs, see `AttackData.lacks`), or returns
+`Outcome(not_applicable="<reason>")`; the report shows "not applicable: <reason>" in its
+columns. `cost` is its rough cost in seconds per target at 300 queries (measured; used for
+the scan's ETA until the attack has run once).
+
 `TargetView` is everything the attacker got from one target: its charged query responses,
 the victims' leaked outputs, the readings of both, and (for insiders only) the plaintext
 model. Extra queries an attack needs beyond the attacker's training set (`extra_queries`)
@@ -63,6 +69,7 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # JSON-able, per attack
     images: dict[str, np.ndarray] = field(default_factory=dict)  # row label -> (k, H, W, 3)
+    not_applicable: str | None = None  # why the attack does not apply here (short, for a cell)
 
 
 @dataclass
@@ -128,9 +135,20 @@ class Attack(ABC):
     # Disguise attacks only: the control disguise where the attack must succeed ("plain",
     # "rmt-noiseless", "shuffle"), so that "resists" means something.
     control: ClassVar[str] = ""
+    # What it needs from the data set (`AttackData.NEEDS`): e.g. "attributes".
+    needs: ClassVar[tuple[str, ...]] = ()
+    cost: ClassVar[float] = 1.0  # seconds per target at 300 queries, for the ETA
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    def not_applicable(self, view: "TargetView") -> str | None:
+        """Why this attack cannot run on `view` (its data lacks a need), else None."""
+        for need in self.needs:
+            reason = view.data.lacks(need)
+            if reason:
+                return reason
+        return None
 
     @abstractmethod
     def run(self, view: TargetView) -> Outcome:
