@@ -91,6 +91,9 @@ class TargetView:
     victim_plain: np.ndarray  # the victims' plaintext features (for scoring, never as input)
     _readings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _solvers: dict[str, KernelRidgeCV] = field(default_factory=dict)
+    # Shared by every view of one scan: the evaluator's features of the attacker's images
+    # (the same images for every target; the first n are a view's own).
+    _shared: dict[str, np.ndarray] = field(default_factory=dict)
 
     def reading(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(aux, victims) design matrices of one reading, computed once. Fitted readings see
@@ -112,7 +115,12 @@ class TargetView:
     @cached_property
     def aux_plain(self) -> np.ndarray:
         """The insider's plaintext features of its own queries (it holds the model file)."""
-        return np.asarray(self.evaluator.embed(self.data.aux_images), np.float32)
+        n = len(self.data.aux_images)
+        full = self._shared.get("aux_plain")
+        if full is None or len(full) < n:
+            full = np.asarray(self.evaluator.embed(self.data.aux_images), np.float32)
+            self._shared["aux_plain"] = full
+        return full[:n]
 
 
 class Attack(ABC):

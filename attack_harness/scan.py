@@ -233,6 +233,7 @@ class _Run:
         self.victim_plain = np.asarray(evaluator.embed(data.victim_images), np.float32)
         self.harvests: dict[str, _Harvest] = {}
         self.views: dict[str, TargetView] = {}
+        self.shared: dict[str, np.ndarray] = {}  # what every view computes alike, once
         self.order: list[str] = []  # the control first
         self.control = ""
         self.control_note = ""
@@ -273,7 +274,7 @@ class _Run:
             h = self.harvests[name]
             scheme = h.metered.scheme or "unknown"
             self.views[name] = _view(name, scheme, h, data, self.train, self.evaluator, cfg,
-                                     self.victim_plain)
+                                     self.victim_plain, self.shared)
             self.raw[name] = {"scheme": scheme, "control": name == control, "attacks": {},
                               "seconds": {}, "cpu_seconds": {}, "utility": [],
                               "not_applicable": {},
@@ -319,7 +320,8 @@ class _Run:
             view = self.views[name]
             self.curves[name] = _curve(name, view.scheme, self.harvests[name], self.data,
                                        self.evaluator, self.config, self.victim_plain,
-                                       self.attacks, [f for _, f in self.findings[name]])
+                                       self.attacks, [f for _, f in self.findings[name]],
+                                       self.shared)
         self.eta.close()
 
     def result(self, partial: bool, interrupted: str | None = None) -> ScanResult:
@@ -418,16 +420,18 @@ def _harvest(name: str, target: Target, aux: np.ndarray, data: AttackData,
 
 
 def _view(name: str, scheme: str, h: _Harvest, data: AttackData, n: int, evaluator: Any,
-          config: ScanConfig, victim_plain: np.ndarray) -> TargetView:
+          config: ScanConfig, victim_plain: np.ndarray, shared: dict | None = None
+          ) -> TargetView:
     cut = replace(data, aux_images=data.aux_images[:n], aux_ids=data.aux_ids[:n],
                   aux_attributes=data.aux_attributes[:n])
     return TargetView(name, scheme, h.responses[:n], h.leaked, cut, evaluator, config,
-                      lambda images: h.metered.query(images, charge=True), victim_plain)
+                      lambda images: h.metered.query(images, charge=True), victim_plain,
+                      _shared={} if shared is None else shared)
 
 
 def _curve(name: str, scheme: str, h: _Harvest, data: AttackData, evaluator: Any,
            config: ScanConfig, victim_plain: np.ndarray, attacks: list[Attack],
-           full: list[Finding]) -> dict:
+           full: list[Finding], shared: dict | None = None) -> dict:
     """Per column, the best headline score of the learning attacks on the first b responses
     (the scan's own findings where b is its whole training set)."""
     curve: dict[str, list] = {}
@@ -438,7 +442,7 @@ def _curve(name: str, scheme: str, h: _Harvest, data: AttackData, evaluator: Any
         if n == len(h.responses):
             found = [f for f in full if f.column in columns]
         else:  # the first n of the responses the scan already holds: no new queries
-            view = _view(name, scheme, h, data, n, evaluator, config, victim_plain)
+            view = _view(name, scheme, h, data, n, evaluator, config, victim_plain, shared)
             found = [f for a in learners for f in a.run(view).findings]
         best: dict[str, Finding] = {}
         for f in found:
