@@ -19,8 +19,9 @@ budgets, the plaintext control, simultaneous intervals, verdicts and reports.
 An attack that cannot run on this target or data says why instead of vanishing: it lists
 the data it `needs` (checked before it runs, see `AttackData.lacks`), or returns
 `Outcome(not_applicable="<reason>")`; the report shows "not applicable: <reason>" in its
-columns. `cost` is its rough cost in seconds per target at 300 queries (measured; used for
-the scan's ETA until the attack has run once).
+columns. `cost` is its CPU seconds per target at 300 queries on one thread (measured on the
+default model, README "What each attack costs"; the ETA uses it until the attack has run
+once in this scan).
 
 `TargetView` is everything the attacker got from one target: its charged query responses,
 the victims' leaked outputs, the readings of both, and (for insiders only) the plaintext

@@ -21,7 +21,7 @@ class AttributeInference(Attack):
     columns = ("attributes",)
     utility_if_readable = True  # against Crafter: the attributes it must keep readable
     needs = ("attributes",)
-    cost = 3.0
+    cost = 0.6
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data

@@ -55,7 +55,7 @@ class KeyRecovery(Attack):
     holds = ("the model file (plaintext features of its own queries) and the endpoint's "
              "responses to them: known (feature, ciphertext) pairs")
     columns = ("key recovery",)
-    cost = 1.0
+    cost = 1.2
 
     def run(self, view: TargetView) -> Outcome:
         plain = np.ascontiguousarray(view.aux_plain, np.float32).view(np.uint32)

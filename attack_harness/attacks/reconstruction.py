@@ -23,7 +23,7 @@ class ImageReconstruction(Attack):
     name = "reconstruction"
     holds = "its own queries' responses with its images; the leaked outputs"
     columns = ("identity", "ssim_gain", "psnr_gain")
-    cost = 30.0
+    cost = 48.0
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
