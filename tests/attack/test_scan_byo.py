@@ -323,3 +323,27 @@ def test_ssim_against_fixed_victims_is_batch_ssim_bit_for_bit():
     assert np.array_equal(cached(recon), batch_ssim(recon, truth))
     assert np.array_equal(cached(mean), batch_ssim(truth, mean))
     assert np.array_equal(cached(mean), batch_ssim(truth, mean))  # memoised: the same
+
+
+def test_an_onnx_model_file_embeds_at_its_size_and_has_no_white_box(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from featurelock.attack_harness.attacks.rmle import WhiteBoxRmle
+
+    path = tmp_path / "face.onnx"
+    torch.onnx.export(_Thumbnail().eval(), (torch.zeros(1, 3, 112, 112),), str(path),
+                      input_names=["input"], output_names=["embedding"],
+                      dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}},
+                      dynamo=False)
+    evaluator = FileEvaluator(path, resolve_profile("arcface-112", path))
+    out = evaluator.embed(np.zeros((3, 90, 70, 3), np.uint8))  # fitted to 112x112
+    assert out.shape == (3, DIM) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    assert not hasattr(evaluator, "torch_forward") and "ONNX" in evaluator.description
+
+    class _View:  # what rmle reads before it decides
+        scheme, data = "plaintext", None
+
+    view = _View()
+    view.evaluator = evaluator
+    outcome = WhiteBoxRmle(ScanConfig()).run(view)
+    assert outcome.not_applicable and "ONNX" in outcome.not_applicable
