@@ -25,7 +25,7 @@ class WhiteBoxRmle(Attack):
     holds = "the model file and the victims' leaked outputs (no keys)"
     columns = ()
     gated = False
-    cost = 8.0
+    cost = 26.0
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
