@@ -16,6 +16,13 @@ budgets, the plaintext control, simultaneous intervals, verdicts and reports.
             ...
             return Outcome([Finding("my-column", "what", score, chance, n, reading)])
 
+An attack that cannot run on this target or data says why instead of vanishing: it lists
+the data it `needs` (checked before it runs, see `AttackData.lacks`), or returns
+`Outcome(not_applicable="<reason>")`; the report shows "not applicable: <reason>" in its
+columns. `cost` is its CPU seconds per target at 300 queries on one thread (measured on the
+default model, README "What each attack costs"; the ETA uses it until the attack has run
+once in this scan).
+
 `TargetView` is everything the attacker got from one target: its charged query responses,
 the victims' leaked outputs, the readings of both, and (for insiders only) the plaintext
 model. Extra queries an attack needs beyond the attacker's training set (`extra_queries`)
@@ -63,6 +70,7 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # JSON-able, per attack
     images: dict[str, np.ndarray] = field(default_factory=dict)  # row label -> (k, H, W, 3)
+    not_applicable: str | None = None  # why the attack does not apply here (short, for a cell)
 
 
 @dataclass
@@ -84,6 +92,9 @@ class TargetView:
     victim_plain: np.ndarray  # the victims' plaintext features (for scoring, never as input)
     _readings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _solvers: dict[str, KernelRidgeCV] = field(default_factory=dict)
+    # Shared by every view of one scan: the evaluator's features of the attacker's images
+    # (the same images for every target; the first n are a view's own).
+    _shared: dict[str, np.ndarray] = field(default_factory=dict)
 
     def reading(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(aux, victims) design matrices of one reading, computed once. Fitted readings see
@@ -105,7 +116,12 @@ class TargetView:
     @cached_property
     def aux_plain(self) -> np.ndarray:
         """The insider's plaintext features of its own queries (it holds the model file)."""
-        return np.asarray(self.evaluator.embed(self.data.aux_images), np.float32)
+        n = len(self.data.aux_images)
+        full = self._shared.get("aux_plain")
+        if full is None or len(full) < n:
+            full = np.asarray(self.evaluator.embed(self.data.aux_images), np.float32)
+            self._shared["aux_plain"] = full
+        return full[:n]
 
 
 class Attack(ABC):
@@ -128,9 +144,20 @@ class Attack(ABC):
     # Disguise attacks only: the control disguise where the attack must succeed ("plain",
     # "rmt-noiseless", "shuffle"), so that "resists" means something.
     control: ClassVar[str] = ""
+    # What it needs from the data set (`AttackData.NEEDS`): e.g. "attributes".
+    needs: ClassVar[tuple[str, ...]] = ()
+    cost: ClassVar[float] = 1.0  # seconds per target at 300 queries, for the ETA
 
     def __init__(self, config: Any) -> None:
         self.config = config
+
+    def not_applicable(self, view: "TargetView") -> str | None:
+        """Why this attack cannot run on `view` (its data lacks a need), else None."""
+        for need in self.needs:
+            reason = view.data.lacks(need)
+            if reason:
+                return reason
+        return None
 
     @abstractmethod
     def run(self, view: TargetView) -> Outcome:

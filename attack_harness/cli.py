@@ -4,18 +4,28 @@
         --token $TOKEN --inference-key $KEY --budget 600 --report scan-out
     featurelock scan --local plaintext --local shufflebits --local aes-256-gcm --report out
 
+    featurelock scan --endpoint http://staging:8080/predictions/my-model --tenant acme \
+        --model-file my_model.onnx --profile arcface-112 --dataset folder:my_people/ \
+        --fail-if inconclusive --report scan-out
+
 --endpoint may repeat (NAME=URL names a target; all endpoints share --tenant/--token/
 --inference-key), --local adds in-process targets (the evaluator model plus a fresh keyset of
-that scheme, or plaintext). Exit status: 0 pass; 1 a protected target's best attacker beats
-chance by the margin (or, with --fail-if any-leak, any target's); 2 the scan could not run as
-asked (bad arguments, unreachable endpoint, unloadable data set).
+that scheme, or plaintext). --model-file is YOUR model (TorchScript or ONNX): the plaintext
+control and the model that re-embeds reconstructions. Exit status: 0 pass; 1 a protected
+target's best attacker beats chance by the margin (or, with --fail-if any-leak, any
+target's); 2 the scan could not run as asked (bad arguments, unreachable endpoint, unloadable
+data set); 3 (--fail-if inconclusive only) a protected target has a column no control showed
+power for; 130 / 143 interrupted (Ctrl-C / SIGTERM): the partial report is kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ScanError
@@ -24,6 +34,14 @@ __all__ = ["configure", "run"]
 
 TOKEN_ENV = "FEATURELOCK_TOKEN"
 INFERENCE_KEY_ENV = "FEATURELOCK_INFERENCE_KEY"
+TWIN = "control"  # the target name of a plaintext twin given as --control URL
+EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
+DATASET_HELP = (
+    "where the attacker's and the victims' images come from (identities disjoint): "
+    "'synthetic' (generated pedestrians, 128x64), 'market1501:PATH', or 'folder:PATH' = your "
+    "own images: PATH/<identity>/*.jpg|png, one subfolder per person, optional "
+    "PATH/cameras.csv (file,camera) and PATH/attributes.csv (identity,ATTR1,... or "
+    "file,ATTR1,...); images are fitted to the model's input profile")
 
 
 def _csv(choices: tuple[str, ...]):
@@ -93,18 +111,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--inference-key", default=None,
                    help=f"TorchServe inference key for 'Authorization: Bearer' "
                         f"(default: ${INFERENCE_KEY_ENV})")
-    t.add_argument("--control", default=None, metavar="NAME",
-                   help="the target that serves plaintext from the same model, the control every "
-                        "attack must beat (default: the first plaintext target, else the "
-                        "evaluator model in process)")
+    t.add_argument("--control", default=None, metavar="NAME|URL",
+                   help="the plaintext twin of your endpoint (same model, no encryption): a "
+                        "target's NAME or its URL; every attack must show power on it "
+                        "(default: the first plaintext target, else --model-file in process)")
     t.add_argument("--rate-limit", type=_positive(float), default=None, metavar="QPS",
                    help="at most this many queries per second per target")
     a = parser.add_argument_group("attack")
-    a.add_argument("--dataset", default="synthetic", metavar="synthetic|market1501:PATH")
+    a.add_argument("--dataset", default="synthetic",
+                   metavar="synthetic|market1501:PATH|folder:PATH", help=DATASET_HELP)
     a.add_argument("--budget", type=_positive(int), default=600,
                    help="attacker queries per target (default 600)")
     a.add_argument("--victim-ids", type=_positive(int), default=80,
-                   help="victim identities (synthetic data; default 80)")
+                   help="victim identities, at most (default 80)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--representations", type=_csv(REPRESENTATIONS), default=REPRESENTATIONS,
                    metavar=",".join(REPRESENTATIONS))
@@ -117,18 +136,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "--budget) and draw leakage vs budget into the report")
     a.add_argument("--decoder", choices=("ridge", "conv"), default="ridge",
                    help="linear closed-form decoder (fast) or the Ni et al. conv decoder")
-    a.add_argument("--model", default="reid-compact",
-                   help="evaluator: zoo model used to re-embed reconstructions and by the "
-                        "white-box insider (or 'pixel' for the transparent reference model)")
-    a.add_argument("--weights", default=None, help="weights file for --model")
+    m = parser.add_argument_group("your model (the control and the evaluator)")
+    m.add_argument("--model-file", default=None, metavar="PATH",
+                   help="the model your endpoint serves, TorchScript (.pt/.ts) or ONNX (.onnx; "
+                        "its input profile: --profile below), loaded without running pickled "
+                        "code: the in-process plaintext control, "
+                        "the model that re-embeds reconstructions and the white-box insider's "
+                        "copy. Any output dimension")
+    m.add_argument("--model", default=None,
+                   help="instead of --model-file: a zoo model the endpoints serve (default "
+                        "reid-compact; 'pixel': the transparent reference model). Without "
+                        "--model-file, --model or a plaintext twin, a remote endpoint has no "
+                        "control of its own model and nothing is called within chance")
+    m.add_argument("--weights", default=None, help="weights file for --model")
     from featurelock.models.profile_cli import add_profile_arguments
 
-    # The endpoint's input profile (args.profile becomes an InputProfile, or None, in run).
-    add_profile_arguments(parser.add_argument_group("input profile of the scanned model"))
+    # --model-file's input profile (args.profile becomes an InputProfile, or None, in run).
+    add_profile_arguments(parser.add_argument_group("input profile of --model-file"))
     g = parser.add_argument_group("verdict")
     g.add_argument("--fail-if", choices=FAIL_IF, default="protected-leak",
                    help="exit 1 when a protected target leaks (default), when any target "
-                        "leaks, or never")
+                        "leaks, or never; 'inconclusive': also exit 3 when a protected target "
+                        "has a column no control showed power for")
     g.add_argument("--margin", type=float, default=0.05,
                    help="how far above chance a score must be to count (default 0.05)")
     g.add_argument("--ssim-margin", type=float, default=0.005,
@@ -137,7 +166,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--confidence", type=float, default=0.95,
                    help="family-wise confidence of the simultaneous intervals")
     parser.add_argument("--report", type=Path, required=True, metavar="DIR",
-                        help="write report.json and report.html here")
+                        help="write report.json, report.txt (the table) and report.html here; "
+                             "report.json and report.txt are rewritten after every attack "
+                             "(marked partial until the scan ends)")
     parser.add_argument("--junit", type=Path, default=None, metavar="FILE",
                         help="also write JUnit XML: a test case per target x column")
     parser.add_argument("--sarif", type=Path, default=None, metavar="FILE",
@@ -191,6 +222,17 @@ def build_targets(args: argparse.Namespace, evaluator) -> dict:
         if beta is not None:
             target = crafter_target(beta, embed, getattr(args, "crafter_dir", None))
             targets[target.name] = target
+    control = getattr(args, "control", None)
+    if control and control.startswith(("http://", "https://")):
+        if TWIN in targets:
+            raise ValueError(f"a target is already named {TWIN!r}; name the twin with "
+                             f"--endpoint NAME=URL --control NAME")
+        targets[TWIN] = HttpTarget(control, tenant=tenants[0] if tenants else
+                                   (args.tenant[0] if args.tenant else None),
+                                   token=tokens[0] if tokens else
+                                   (args.token[0] if args.token else os.environ.get(TOKEN_ENV)),
+                                   inference_key=key, name=TWIN)
+        args.control = TWIN
     if not targets:
         raise ValueError("name at least one target: --endpoint URL or --local SCHEME")
     return targets
@@ -205,13 +247,43 @@ def _write_ci_reports(report: dict, args: argparse.Namespace, report_json: Path)
         write_sarif(report, args.sarif, artifact=Path(os.path.relpath(report_json)).as_posix())
 
 
+def _same_model(args: argparse.Namespace) -> bool:
+    """Whether the in-process evaluator is the model the targets serve: the user's file or a
+    zoo model they named, or local targets only (built on it)."""
+    return bool(args.model_file or args.model or not args.endpoint)
+
+
+def _fitted_size(evaluator) -> tuple[int, int]:
+    profile = getattr(evaluator, "profile", None)
+    return (profile.height, profile.width) if profile is not None else (128, 64)
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM raises KeyboardInterrupt("SIGTERM") like Ctrl-C, so a killed scan keeps its
+    partial report; the previous handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     from .attacks import default_attacks
     from .crafter_target import parse_crafter_spec
     from .data import load_dataset
+    from .errors import ScanInterrupted
     from .reconstruction import DecoderConfig
     from .reference import default_evaluator
-    from .report import summary_table, write_reports
+    from .report import summary_table, write_partial, write_reports
     from .scan import ScanConfig, run_scan
 
     try:
@@ -236,9 +308,19 @@ def run(args: argparse.Namespace) -> int:
                             progress=not args.no_progress,
                             crafter_prior=str(Path(args.crafter_dir) / "prior.pt")
                             if getattr(args, "crafter_dir", None) else None)
-        evaluator = default_evaluator(args.model, args.weights, args.seed)
+        if args.model_file and args.model:
+            raise ValueError("give --model-file or --model, not both")
+        if args.profile and not args.model_file:
+            raise ValueError("--profile describes --model-file's input; give --model-file")
+        evaluator = default_evaluator(args.model or "reid-compact", args.weights, args.seed,
+                                      model_file=args.model_file, profile=args.profile)
+        size = _fitted_size(evaluator)
+        if args.dataset == "synthetic" and size != (128, 64):
+            print(f"featurelock scan: warning: the synthetic pedestrians (128x64) are not your "
+                  f"model's input ({size[0]}x{size[1]}); scan with your own images: "
+                  f"--dataset folder:PATH", file=sys.stderr)
         targets = build_targets(args, evaluator)
-        data = load_dataset(args.dataset, args.budget, args.seed, args.victim_ids)
+        data = load_dataset(args.dataset, args.budget, args.seed, args.victim_ids, size=size)
     except (ValueError, TypeError) as exc:
         print(f"featurelock scan: {exc}", file=sys.stderr)
         return 2
@@ -246,7 +328,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"featurelock scan: {exc}", file=sys.stderr)
         return 2
     try:
-        result = run_scan(targets, config, data, evaluator, control=args.control)
+        with _sigterm_interrupts():
+            result = run_scan(targets, config, data, evaluator, control=args.control,
+                              same_model=_same_model(args),
+                              checkpoint=lambda partial: write_partial(partial, args.report))
+    except ScanInterrupted as exc:
+        partial = exc.partial
+        paths = write_reports(partial, args.report)
+        print(summary_table(partial))
+        why = partial.partial.get("interrupted") or "SIGINT"
+        print(f"featurelock scan: interrupted ({why}); partial report: {paths['json']} "
+              f"(+ {paths['table'].name}, {paths['html'].name})", file=sys.stderr)
+        return EXIT_INTERRUPTED.get(why, 130)
     except ValueError as exc:  # e.g. a --control that names no plaintext target
         print(f"featurelock scan: {exc}", file=sys.stderr)
         return 2
@@ -264,12 +357,11 @@ def run(args: argparse.Namespace) -> int:
 
     if any(is_readable(e["scheme"]) for e in result.targets.values()):
         print(tradeoff_table(tradeoff_points(result)))
-    weak = [n for n, v in result.verdicts.items() if v["verdict"] != "LEAKS" and not v["leak"]
-            and v["verdict"] != "within chance"]
+    weak = [n for n, v in result.verdicts.items() if v["status"] == "INCONCLUSIVE"]
     if weak:
-        print(f"note: {', '.join(weak)}: some attacks found nothing on the plaintext control "
-              "either; those columns are inconclusive, not safe (raise --budget)",
-              file=sys.stderr)
-    print(f"report: {paths['html']} (+ {paths['json'].name}); exit status "
-          f"{result.exit_status()}")
+        print(f"note: {', '.join(weak)}: INCONCLUSIVE columns found nothing on the plaintext "
+              "control either (or there is no control of your model): they are not safe, "
+              "nothing was shown (raise --budget, or give --model-file)", file=sys.stderr)
+    print(f"report: {paths['html']} (+ {paths['json'].name}, {paths['table'].name}); exit "
+          f"status {result.exit_status()}")
     return result.exit_status()

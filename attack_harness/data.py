@@ -5,6 +5,11 @@
     market1501:PATH      a local Market-1501 copy: bounding_box_train for the attacker,
                          query + bounding_box_test for the victims; attributes from
                          PATH/market_attribute.mat (or PATH/../) when present
+    folder:PATH          your own images, one subfolder per identity, optional cameras.csv
+                         and attributes.csv (`folder_data`)
+
+Images from files are fitted to `size`, the model's input (height, width), as the server
+decodes a request; the synthetic pedestrians are always 128x64.
 
 Victim images are split Market-style into a query part (the images whose leaked outputs the
 identity-leakage test reconstructs) and a gallery (the identities it must find).
@@ -42,6 +47,18 @@ class AttackData:
         if shared.size:
             raise DatasetError(f"attacker and victim identities overlap ({shared.size} shared)")
 
+    # What attacks may need (Attack.needs) -> why this data set lacks it.
+    NEEDS = ("attributes", "linkable victims")
+
+    def lacks(self, need: str) -> str | None:
+        """Why this data set cannot serve an attack that needs `need`, else None."""
+        if need == "attributes":
+            return None if self.attribute_names else "no attribute labels in the data set"
+        if need == "linkable victims":
+            return None if self.victim_is_query.any() else (
+                "no victim has images from two cameras")
+        raise ValueError(f"unknown need {need!r}; known: {', '.join(self.NEEDS)}")
+
     def summary(self) -> dict:
         return {"description": self.description, "aux_images": int(len(self.aux_images)),
                 "aux_identities": int(np.unique(self.aux_ids).size),
@@ -78,7 +95,7 @@ def synthetic_data(budget: int, n_victim_ids: int = 40, images_per_id: int = 4,
 
 
 def market1501_data(root: str | Path, budget: int, n_victims: int = 600,
-                    seed: int = 0) -> AttackData:
+                    seed: int = 0, size: tuple[int, int] = (128, 64)) -> AttackData:
     """A local Market-1501 copy; `budget` attacker images drawn from bounding_box_train."""
     from featurelock.models.market1501 import load_market1501
     from featurelock.models.synthetic import ATTRIBUTES
@@ -87,7 +104,7 @@ def market1501_data(root: str | Path, budget: int, n_victims: int = 600,
     mat = next((p for p in (root / "market_attribute.mat", root.parent / "market_attribute.mat")
                 if p.is_file()), None)
     try:
-        splits = load_market1501(root, mat, drop_distractors=True)
+        splits = load_market1501(root, mat, size=size, drop_distractors=True)
     except Exception as exc:  # translate loader failures at the boundary
         raise DatasetError(f"cannot load Market-1501 from {root}: {exc}") from None
     rng = np.random.default_rng(seed)
@@ -119,11 +136,16 @@ def market1501_data(root: str | Path, budget: int, n_victims: int = 600,
 
 
 def load_dataset(spec: str, budget: int, seed: int = 0, n_victim_ids: int = 40,
-                 images_per_id: int = 4) -> AttackData:
-    """'synthetic' or 'market1501:PATH'."""
+                 images_per_id: int = 4, size: tuple[int, int] = (128, 64)) -> AttackData:
+    """'synthetic', 'market1501:PATH' or 'folder:PATH'; `size`: the model's input (H, W)."""
+    from .folder_data import folder_data
+
     if spec == "synthetic":
         return synthetic_data(budget, n_victim_ids, images_per_id, seed)
-    if spec.startswith("market1501:"):
-        return market1501_data(spec.split(":", 1)[1], budget, n_victims=n_victim_ids * 15,
-                               seed=seed)
-    raise ValueError(f"dataset must be 'synthetic' or 'market1501:PATH', got {spec!r}")
+    kind, _, path = spec.partition(":")
+    if kind == "market1501" and path:
+        return market1501_data(path, budget, n_victims=n_victim_ids * 15, seed=seed, size=size)
+    if kind == "folder" and path:
+        return folder_data(path, budget, n_victim_ids, seed, size)
+    raise ValueError(f"dataset must be 'synthetic', 'market1501:PATH' or 'folder:PATH', "
+                     f"got {spec!r}")

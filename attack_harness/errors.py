@@ -4,14 +4,15 @@
      └── ScanError                  a scan could not be run as asked
           ├── TargetError           an endpoint refused or garbled a query (status, no body text)
           ├── BudgetExceeded        the attacker asked for more queries than its budget
-          └── DatasetError          the data set named on the command line cannot be loaded
+          ├── DatasetError          the data set named on the command line cannot be loaded
+          └── ScanInterrupted       Ctrl-C or SIGTERM during a scan; holds the partial result
 """
 
 from __future__ import annotations
 
 from featurelock.middleware.errors import FeaturelockError
 
-__all__ = ["ScanError", "TargetError", "BudgetExceeded", "DatasetError"]
+__all__ = ["ScanError", "TargetError", "BudgetExceeded", "DatasetError", "ScanInterrupted"]
 
 
 class ScanError(FeaturelockError):
@@ -28,3 +29,11 @@ class BudgetExceeded(ScanError):
 
 class DatasetError(ScanError):
     """The data set cannot be loaded."""
+
+
+class ScanInterrupted(ScanError):
+    """The scan was interrupted; `partial` is the ScanResult of the attacks that finished."""
+
+    def __init__(self, partial) -> None:
+        super().__init__("scan interrupted")
+        self.partial = partial

@@ -75,7 +75,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .linear import KernelRidgeCV, Standardizer
-from .metrics import batch_psnr, batch_ssim, gaussian_kernel, mean_interval, rank1_hits
+from .metrics import (SsimTruth, batch_psnr, gaussian_kernel, mean_interval,
+                      rank1_hits)
 
 __all__ = ["DecoderConfig", "Decoder", "Reconstructor", "train_decoder", "train_ridge_decoder",
            "baseline_image", "reconstruction_attack", "identity_leakage", "total_variation",
@@ -415,7 +416,8 @@ def reconstruction_attack(x_train: np.ndarray | KernelRidgeCV, train_images: np.
                           victim_images: np.ndarray, victim_ids: np.ndarray,
                           config: DecoderConfig = DecoderConfig(), seed: int = 0,
                           level: float = 0.95, n_boot: int = 1000,
-                          progress: Callable[[int], None] | None = None) -> dict:
+                          progress: Callable[[int], None] | None = None,
+                          truth: SsimTruth | None = None) -> dict:
     """Decoder attack: SSIM and PSNR of reconstructions vs the mean-image baseline.
 
     `ssim_gain` / `psnr_gain` are the paired per-victim differences reconstruction - baseline
@@ -423,11 +425,14 @@ def reconstruction_attack(x_train: np.ndarray | KernelRidgeCV, train_images: np.
     outputs the baseline: the mean image through the decoder's output pipeline). Returns the
     scored reconstructions, the baseline image, and "identity_reconstructions": the unsmoothed
     prediction, the attacker's better image to re-identify (for `identity_leakage`).
+    `truth`: the victims' SSIM statistics, shared by every reading and target of a scan.
     """
     reconstruct = train_decoder(x_train, train_images, config, seed, progress, train_ids)
     recon = reconstruct(x_victim)
     base = reconstruct.baseline
-    s_rec, s_base = batch_ssim(recon, victim_images), batch_ssim(victim_images, base)
+    if truth is None or truth.truth is not victim_images:
+        truth = SsimTruth(victim_images)
+    s_rec, s_base = truth(recon), truth(base)
     p_rec, p_base = batch_psnr(recon, victim_images), batch_psnr(victim_images, base)
     out = {"ssim": float(s_rec.mean()), "ssim_baseline": float(s_base.mean()),
            "psnr": float(p_rec.mean()), "psnr_baseline": float(p_base.mean()),

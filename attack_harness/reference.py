@@ -5,6 +5,11 @@
 
 * `ZooEvaluator`: a featurelock.models zoo model (the default re-ID model: its trained weights
   when the file is present, else a seeded random initialisation — reported as such).
+* `FileEvaluator`: YOUR model file (`featurelock scan --model-file PATH --profile P`):
+  TorchScript or ONNX, loaded without running pickled code, test-run on one input of the
+  profile's size (a mismatch is one clear error). It is the plaintext control and the model
+  that re-embeds reconstructions, so verdicts are judged against the model the endpoint
+  serves. TorchScript is differentiable (the white-box rMLE runs); ONNX is not.
 * `PixelEmbedder`: a transparent stand-in "model" (a fixed random projection of a 16x8
   thumbnail of the image's centre, where the person stands, L2-normalised) that certainly
   carries identity (rank-1 about 0.45 on synthetic victims, chance 0.03) and attributes. The harness's own
@@ -13,13 +18,27 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ZooEvaluator", "PixelEmbedder", "default_evaluator"]
+__all__ = ["ZooEvaluator", "FileEvaluator", "PixelEmbedder", "default_evaluator",
+           "resolve_profile"]
+
+
+def _profile_forward(model, profile, x: torch.Tensor) -> torch.Tensor:
+    """Differentiable `preprocess`: (N, 3, H, W) in [0, 1] -> the model's normalised input."""
+    mean = torch.tensor(profile.mean).view(1, 3, 1, 1)
+    std = torch.tensor(profile.std).view(1, 3, 1, 1)
+    if profile.channel_order == "BGR":
+        x = x.flip(1)
+    if tuple(x.shape[2:]) != (profile.height, profile.width):
+        x = F.interpolate(x, size=(profile.height, profile.width), mode="bilinear",
+                          align_corners=False)
+    return model((x * 255.0 - mean) / std)
 
 
 class ZooEvaluator:
@@ -43,14 +62,84 @@ class ZooEvaluator:
             return self.model.embed(images, 128)
 
     def torch_forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.profile.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.profile.std).view(1, 3, 1, 1)
-        if self.profile.channel_order == "BGR":
-            x = x.flip(1)
-        if tuple(x.shape[2:]) != (self.profile.height, self.profile.width):
-            x = F.interpolate(x, size=(self.profile.height, self.profile.width), mode="bilinear",
-                              align_corners=False)
-        return self.model((x * 255.0 - mean) / std)
+        return _profile_forward(self.model, self.profile, x)
+
+
+def _builtin_profiles() -> dict:
+    """The zoo's input profiles by name."""
+    from featurelock.models.profiles import ARCFACE_112, DEEPSORT_224, REID_128x64
+
+    return {p.name: p for p in (REID_128x64, DEEPSORT_224, ARCFACE_112)}
+
+
+def resolve_profile(spec, model_file: str | Path):
+    """The input profile of a user's model file: `spec` (a profile name or file), else the
+    `model.json` sidecar of an export directory holding the file; never a silent default."""
+    import json
+
+    from featurelock.models import profiles
+    from featurelock.models.profiles import InputProfile
+
+    from .errors import ScanError
+
+    if isinstance(spec, InputProfile):  # the CLI's --profile flags, already parsed
+        return spec
+    if spec is None:
+        sidecar = Path(model_file).parent / "model.json"
+        if not sidecar.is_file():
+            raise ScanError(f"--model-file {Path(model_file).name} needs --profile (one of "
+                            f"{', '.join(_builtin_profiles())}, or a profile file): its input "
+                            "size and normalisation cannot be guessed")
+        try:  # an export's sidecar: {"profile": {...}, ...}
+            doc = json.loads(sidecar.read_text(encoding="utf-8"))
+            return InputProfile.from_dict(doc.get("profile", doc))
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            raise ScanError(f"{sidecar}: no readable input profile ({type(exc).__name__})") \
+                from None
+    try:
+        return profiles.load_profile(spec)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ScanError(f"--profile {spec}: {exc}") from None
+
+
+class FileEvaluator:
+    """A user's TorchScript or ONNX embedding model with its input profile (L2-normalised
+    output, as featurelock serves it)."""
+
+    def __init__(self, path: str | Path, profile) -> None:
+        from featurelock.models.embedder import EmbeddingModel, OnnxEmbedder
+        from featurelock.models.errors import ModelError
+        from featurelock.models.model_files import load_onnx_session, load_torchscript
+
+        p = Path(path)
+        self.profile = profile
+        shape = (1, 3, profile.height, profile.width)
+        try:
+            if p.suffix.lower() == ".onnx":
+                self.model = OnnxEmbedder(load_onnx_session(p), profile, p.stem, "user")
+                self._torch = None
+            else:
+                module = load_torchscript(p)
+                with torch.inference_mode():
+                    probe = module(torch.zeros(shape))
+                if not isinstance(probe, torch.Tensor) or probe.ndim != 2:
+                    raise ModelError(f"{p.name}: the output must be one (N, D) tensor")
+                self.model = EmbeddingModel(module, profile, p.stem, "user",
+                                            int(probe.shape[1])).eval()
+                self._torch = self.model
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"{p.name} does not run on the profile {profile.name!r}'s input "
+                             f"{list(shape)}: {str(exc).splitlines()[0][:200]}") from None
+        self.output_dim = int(self.model.output_dim)
+        kind = "ONNX" if self._torch is None else "TorchScript"
+        self.description = (f"{p.name} ({kind}, your model file; profile {profile.name} "
+                            f"{profile.height}x{profile.width}, {self.output_dim}-d)")
+        if self._torch is not None:  # ONNX has no gradients in process: rMLE says so
+            self.torch_forward = partial(_profile_forward, self.model, profile)
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model.embed(images, 128)
 
 
 class PixelEmbedder:
@@ -81,8 +170,12 @@ class PixelEmbedder:
 
 
 def default_evaluator(model: str = "reid-compact", weights: str | Path | None = None,
-                      seed: int = 0):
-    """'pixel' for the PixelEmbedder, else a zoo model name."""
+                      seed: int = 0, model_file: str | Path | None = None,
+                      profile: str | None = None):
+    """`model_file` (with its `profile`): a FileEvaluator; 'pixel' for the PixelEmbedder,
+    else a zoo model name."""
+    if model_file is not None:
+        return FileEvaluator(model_file, resolve_profile(profile, model_file))
     if model == "pixel":
         return PixelEmbedder(seed=seed)
     return ZooEvaluator(model, weights, seed)

@@ -18,13 +18,17 @@ import numpy as np
 from .scan import ScanResult
 from .tradeoff import tradeoff_html
 
-__all__ = ["write_reports", "summary_table", "png_data_uri", "curve_png", "image_grid"]
+__all__ = ["write_reports", "write_partial", "summary_table", "png_data_uri", "curve_png",
+           "image_grid", "TABLE_NAME"]
+
+TABLE_NAME = "report.txt"  # the summary table, beside report.json
 
 _LABEL = {"attributes": "attributes (mean bal. acc.)", "identity": "identity (rank-1)",
           "ssim_gain": "SSIM gain", "psnr_gain": "PSNR gain (dB)",
           "linkability": "linkability (rank-1)", "key recovery": "key recovery (words)",
           "equality": "equality"}
 _FLAG = {"leak": "LEAK", "within chance": "ok", "inconclusive": "no power"}
+_STATUS_CLASS = {"LEAKS": "leak", "within chance": "ok", "INCONCLUSIVE": "nopower"}
 
 
 def _label(column: str) -> str:
@@ -42,6 +46,8 @@ def png_data_uri(image: np.ndarray) -> str:
 def _cell(col: dict | None) -> str:
     if not col:
         return "-"
+    if col["status"] == "not applicable":
+        return f"not applicable: {col['reason']}"
     b = col["best"]
     return f"{b['score']:.3f} vs {b['chance']:.3f} [{b['reading']}] {_FLAG[col['status']]}"
 
@@ -59,18 +65,41 @@ def summary_table(result: ScanResult) -> str:
     lines.append("score vs chance [reading]; LEAK = the simultaneous interval clears chance + "
                  "margin; ok = no leak although the same test leaks on the plaintext control "
                  "(*); no power = the control's test did not leak either, so nothing is shown")
+    if result.control_note:
+        lines.append(f"NOTE: {result.control_note}")
+    if result.partial is not None:
+        p = result.partial
+        lines.insert(0, f"PARTIAL REPORT ({p['attacks_done']} attack runs done"
+                        f"{', interrupted by ' + p['interrupted'] if p.get('interrupted') else ''}"
+                        f"; not run: {', '.join(p['attacks_pending']) or 'none'})")
     return "\n".join(lines)
 
 
 def write_reports(result: ScanResult, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "report.json"
-    json_path.write_text(json.dumps(result.to_dict(), indent=1, allow_nan=False,
-                                    default=_json_default), encoding="utf-8")
+    paths = write_partial(result, out)
     html_path = out / "report.html"
-    html_path.write_text(_html(result), encoding="utf-8")
-    return {"json": json_path, "html": html_path}
+    _replace(html_path, _html(result))
+    return {**paths, "html": html_path}
+
+
+def write_partial(result: ScanResult, out_dir: str | Path) -> dict[str, Path]:
+    """report.json and the summary table (report.txt): cheap enough to write after every
+    attack, so an interrupted scan keeps what it has. Each file is replaced atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, table_path = out / "report.json", out / TABLE_NAME
+    _replace(json_path, json.dumps(result.to_dict(), indent=1, allow_nan=False,
+                                   default=_json_default))
+    _replace(table_path, summary_table(result) + "\n")
+    return {"json": json_path, "table": table_path}
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _json_default(v):
@@ -106,6 +135,11 @@ def _html(result: ScanResult) -> str:
              f"where the same test leaks on the plaintext control; otherwise it is "
              f"<b>inconclusive</b> (the attack lacks power at this budget). 'detectable' is the "
              f"smallest score the test could have flagged.</p>",
+             *([f"<p class='leak'><b>Partial report</b>: {result.partial['attacks_done']} attack "
+                f"runs done; not run: {e(', '.join(result.partial['attacks_pending']))}</p>"]
+               if result.partial is not None else []),
+             *([f"<p class='nopower'><b>No control of your model.</b> {e(result.control_note)}"
+                f"</p>"] if result.control_note else []),
              "<h2>Verdicts</h2>", _verdict_table(result), _curves_html(result),
              tradeoff_html(result)]
     for name, entry in result.targets.items():
@@ -130,6 +164,10 @@ def _verdict_table(result: ScanResult) -> str:
             if not col:
                 cells.append("<td>-</td>")
                 continue
+            if col["status"] == "not applicable":
+                cells.append(f"<td class='muted'>not applicable: "
+                             f"{html.escape(col['reason'])}</td>")
+                continue
             b, ctl = col["best"], col["control"]
             control = ("" if ctl is None or v["control"] else
                        f"<br><span class='muted'>control {ctl['score']:.3f} [{ctl['reading']}]"
@@ -140,7 +178,7 @@ def _verdict_table(result: ScanResult) -> str:
             cells.append(f"<td class='{_CLASS[col['status']]}'>{b['score']:.3f} vs chance "
                          f"{b['chance']:.3f} [{html.escape(b['reading'])}]<br>"
                          f"{html.escape(col['status'])}{control}{unpowered}</td>")
-        cls = "leak" if v["leak"] else "ok" if v["verdict"] == "within chance" else "nopower"
+        cls = _STATUS_CLASS.get(v.get("status", ""), "leak" if v["leak"] else "nopower")
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(v['scheme'])}</td>"
                     f"{''.join(cells)}<td class='{cls}'>{html.escape(v['verdict'])}</td></tr>")
     return (f"<table><tr><th>target</th><th>scheme</th>{head}<th>verdict</th></tr>"

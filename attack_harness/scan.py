@@ -1,23 +1,31 @@
 """A scan: every attack against every target, judged beside a plaintext control.
 
     result = run_scan({"plaintext": t0, "aes": t1}, ScanConfig(budget=600), data, evaluator)
-    result.exit_status()   # 0 pass, 1 a protected target leaks
+    result.exit_status()   # 0 pass, 1 a protected target leaks (3: inconclusive, if asked)
 
 Per target the attacker (1) spends its query budget on its own auxiliary images (less what
 attacks reserve for probes), (2) receives the victims' leaked outputs (identities disjoint
 from its own; not charged), then (3) every registered attack (`attacks/`, one module each)
-runs and returns scored tests. The scan only orchestrates:
+runs and returns scored tests, or says why it does not apply. Attacks run one at a time on
+every target, the control first, so a partial result (`checkpoint`, or `ScanInterrupted`
+on Ctrl-C / SIGTERM) judges each finished attack beside its control. The scan only
+orchestrates:
 
 * **intervals**: a test LEAKS when the lower end of its interval exceeds chance + margin. The
   intervals are simultaneous over every gated test of the scan (Bonferroni), so a scan of
   hundreds of tests on a sound scheme does not fail by luck. Each test also reports the
   smallest score it could have detected (`detectable`).
 * **power**: every attack also runs on a plaintext control of the same model: the target the
-  caller names, else the first plaintext target, else the evaluator in process. A column of
-  a protected target is "within chance" only where the control's same test clearly leaked;
-  where it did not, it is "inconclusive": the attack lacks power at this budget.
+  caller names, else the first plaintext target, else the evaluator in process (which counts
+  only when it is the targets' model: `same_model`). A column of a protected target is
+  "within chance" only where the control's same test clearly leaked; where it did not, it is
+  "inconclusive": the attack lacks power at this budget. Verdicts lead with what was shown:
+  LEAKS, else INCONCLUSIVE (no power for: ...), else within chance (power shown for: ...).
+* **not applicable**: an attack whose data or target cannot serve it (no attribute labels,
+  ciphertext for a white-box insider) reports its reason in its columns; never silence.
 * **budgets** (`ScanConfig.budgets`): the learning attacks again on the first b responses
   for each b, for the leakage-vs-budget curve.
+* **progress**: one line per attack on stderr with its estimated cost and the scan's ETA.
 """
 
 from __future__ import annotations
@@ -26,23 +34,27 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from statistics import NormalDist
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
-from .attack import ATTACKS, Attack, Finding, TargetView
+from .attack import ATTACKS, Attack, Finding, Outcome, TargetView
 from .attacks import attack_names, default_attacks
 from .attributes import AttributeAttackConfig, jsonable
 from .data import AttackData
+from .errors import ScanInterrupted
 from .readable import is_readable
 from .reconstruction import DecoderConfig
 from .representations import REPRESENTATIONS
 from .targets import PLAINTEXT, LocalTarget, MeteredTarget, Target
 
-__all__ = ["ScanConfig", "ScanResult", "run_scan", "FAIL_IF", "CONTROL"]
+__all__ = ["ScanConfig", "ScanResult", "run_scan", "FAIL_IF", "CONTROL", "EXIT_INCONCLUSIVE"]
 
-FAIL_IF = ("protected-leak", "any-leak", "never")
+# "inconclusive": as protected-leak, and also fail (EXIT_INCONCLUSIVE) when a protected
+# target has a column that no control showed power for.
+FAIL_IF = ("protected-leak", "any-leak", "never", "inconclusive")
+EXIT_INCONCLUSIVE = 3
 CONTROL = "control (in-process plaintext)"
 MIN_TRAINING = 8  # attacker images left after the attacks' reserved probes
 
@@ -108,28 +120,40 @@ class ScanResult:
     images: dict[str, Any]  # name -> {"victims": ..., row label -> (k, H, W, 3) uint8}
     curves: dict[str, dict]  # name -> column -> [{"budget", "score", "chance", "low"}]
     seconds: float
+    # None when every attack ran; else {"attacks_done", "attacks_pending", "interrupted"}
+    partial: dict | None = None
+    control_note: str = ""  # why nothing may be called within chance ("" if it may)
 
     def leaking_targets(self) -> list[str]:
         return [name for name, v in self.verdicts.items() if v["leak"]]
 
     def exit_status(self) -> int:
+        """0 pass; 1 a (protected) target leaks; EXIT_INCONCLUSIVE (fail_if "inconclusive")
+        a protected target has a column without power."""
         if self.config.fail_if == "never":
             return 0
+        protected = [v for v in self.verdicts.values() if v["scheme"] != PLAINTEXT]
         for v in self.verdicts.values():
             if v["leak"] and (self.config.fail_if == "any-leak" or v["scheme"] != PLAINTEXT):
                 return 1
+        if self.config.fail_if == "inconclusive" and any(
+                v.get("status") == "INCONCLUSIVE" for v in protected):
+            return EXIT_INCONCLUSIVE
         return 0
 
     def columns(self) -> list[str]:
         """The verdict table's columns, in the attacks' order."""
-        seen = {t["column"] for t in self.tests}
+        seen = {t["column"] for t in self.tests} | {
+            c for v in self.verdicts.values() for c in v.get("not_applicable", {})}
         return list(dict.fromkeys(c for a in self.config.attacks for c in ATTACKS[a].columns
                                   if c in seen))
 
     def to_dict(self) -> dict:
         return jsonable({"featurelock_scan": 2, "config": self.config.to_dict(),
+                         "partial": self.partial is not None, "progress": self.partial,
                          "data": self.data, "evaluator": self.evaluator,
-                         "control": self.control, "targets": self.targets,
+                         "control": self.control, "control_note": self.control_note,
+                         "targets": self.targets,
                          "verdicts": self.verdicts, "tests": self.tests, "curves": self.curves,
                          "exit_status": self.exit_status(), "seconds": round(self.seconds, 1)})
 
@@ -162,10 +186,15 @@ class _Harvest:
 
 
 def run_scan(targets: Mapping[str, Target], config: ScanConfig, data: AttackData,
-             evaluator: Any, control: str | None = None) -> ScanResult:
+             evaluator: Any, control: str | None = None, *, same_model: bool = True,
+             checkpoint: Callable[[ScanResult], None] | None = None) -> ScanResult:
     """Attack every target. `evaluator` is the plaintext model (embed, torch_forward);
     `control` names the target that serves plaintext from the same model (default: the
-    first plaintext target, else `evaluator` in process)."""
+    first plaintext target, else `evaluator` in process). `same_model`: whether `evaluator`
+    is the model the targets serve; when it is not and it must stand in as the control,
+    nothing is called "within chance". `checkpoint(partial)` runs after every attack with the
+    result so far (`partial` set); an interrupt (Ctrl-C, or SIGTERM made one) raises
+    ScanInterrupted holding the last such result."""
     if not targets:
         raise ValueError("targets must name at least one target")
     if len(data.aux_images) < config.budget:
@@ -178,54 +207,199 @@ def run_scan(targets: Mapping[str, Target], config: ScanConfig, data: AttackData
     if config.budget - reserve < MIN_TRAINING:
         raise ValueError(f"budget must be >= {reserve + MIN_TRAINING}: the attacks reserve "
                          f"{reserve} probe queries")
-    started = time.monotonic()
-    torch.manual_seed(config.seed)
-    train = config.budget - reserve
-    victim_plain = np.asarray(evaluator.embed(data.victim_images), np.float32)
+    run = _Run(config, data, evaluator, attacks, time.monotonic())
+    try:
+        run.harvest(targets, control, same_model)
+        for attack in attacks:
+            for name in run.order:
+                run.attack(attack, name)
+                if checkpoint is not None:
+                    checkpoint(run.result(partial=True))
+        run.finish()
+    except KeyboardInterrupt as exc:
+        raise ScanInterrupted(run.result(partial=True, interrupted=str(exc) or "SIGINT")) from None
+    return run.result(partial=False)
 
-    harvests = {name: _harvest(name, t, data.aux_images[:train], data, config)
-                for name, t in targets.items()}
-    control = control or next((n for n, h in harvests.items()
-                               if h.metered.scheme == PLAINTEXT), None)
-    if control is None:
-        control = CONTROL
-        harvests[CONTROL] = _harvest(CONTROL, LocalTarget(evaluator.embed, name=CONTROL),
-                                     data.aux_images[:train], data, config)
-    elif harvests[control].metered.scheme != PLAINTEXT:
-        raise ValueError(f"the control {control!r} does not serve plaintext")
 
-    raw: dict[str, dict] = {}
-    images: dict[str, Any] = {}
-    findings: dict[str, list[tuple[Attack, Finding]]] = {}
-    curves: dict[str, dict] = {}
-    for name, h in harvests.items():
-        scheme = h.metered.scheme or "unknown"
-        view = _view(name, scheme, h, data, train, evaluator, config, victim_plain)
-        entry: dict[str, Any] = {"scheme": scheme, "control": name == control, "attacks": {},
-                                 "seconds": {}, "utility": []}
-        imgs: dict[str, Any] = {"victims": data.victim_images[
-            np.flatnonzero(data.victim_is_query)[:config.grid]]}
-        found: list[tuple[Attack, Finding]] = []
-        with _bar(len(attacks), f"attacking {name}", config.progress) as bar:
-            for attack in attacks:
-                began = time.monotonic()
-                outcome = attack.run(view)
-                entry["seconds"][attack.name] = round(time.monotonic() - began, 2)
-                entry["attacks"][attack.name] = {"holds": attack.holds, **outcome.details}
-                imgs.update(outcome.images)
-                if attack.gated and attack.utility_if_readable and is_readable(scheme):
-                    entry["utility"] += [_utility(attack, f) for f in outcome.findings]
-                else:
-                    found += [(attack, f) for f in outcome.findings if attack.gated]
-                bar.update(1)
+class _Run:
+    """One scan's state, so that a result can be drawn up after any attack."""
+
+    def __init__(self, config: ScanConfig, data: AttackData, evaluator: Any,
+                 attacks: list[Attack], started: float) -> None:
+        torch.manual_seed(config.seed)
+        self.config, self.data, self.evaluator, self.attacks = config, data, evaluator, attacks
+        self.started = started
+        self.train = config.budget - sum(a.extra_queries for a in attacks)
+        self.victim_plain = np.asarray(evaluator.embed(data.victim_images), np.float32)
+        self.harvests: dict[str, _Harvest] = {}
+        self.views: dict[str, TargetView] = {}
+        self.shared: dict[str, np.ndarray] = {}  # what every view computes alike, once
+        self.order: list[str] = []  # the control first
+        self.control = ""
+        self.control_note = ""
+        self.raw: dict[str, dict] = {}
+        self.images: dict[str, Any] = {}
+        self.findings: dict[str, list[tuple[Attack, Finding]]] = {}
+        self.curves: dict[str, dict] = {}
+        self.done: list[tuple[str, str]] = []
+        self.eta = _Eta(config, [a.name for a in attacks])
+
+    def harvest(self, targets: Mapping[str, Target], control: str | None,
+                same_model: bool) -> None:
+        cfg, data = self.config, self.data
+        for name, t in targets.items():
+            began = time.monotonic()
+            self.harvests[name] = _harvest(name, t, data.aux_images[:self.train], data, cfg)
+            self.eta.say(f"scan: queried {name}: {self.train} charged queries + "
+                         f"{len(data.victim_images)} leaked outputs in "
+                         f"{_duration(time.monotonic() - began)}")
+        control = control or next((n for n, h in self.harvests.items()
+                                   if h.metered.scheme == PLAINTEXT), None)
+        if control is None:
+            control = CONTROL
+            self.harvests[CONTROL] = _harvest(CONTROL, LocalTarget(self.evaluator.embed,
+                                                                   name=CONTROL),
+                                              data.aux_images[:self.train], data, cfg)
+        elif self.harvests[control].metered.scheme != PLAINTEXT:
+            raise ValueError(f"the control {control!r} does not serve plaintext")
+        in_process = control == CONTROL or isinstance(targets[control], LocalTarget)
+        if in_process and not same_model:
+            self.control_note = (f"no control of the endpoints' model: the in-process control "
+                                 f"is {getattr(self.evaluator, 'description', '?')}, not "
+                                 "necessarily what they serve, so nothing is called within "
+                                 "chance (give --model-file, or a plaintext twin with --control)")
+        self.control = control
+        self.order = [control, *[n for n in self.harvests if n != control]]
+        for name in self.order:
+            h = self.harvests[name]
+            scheme = h.metered.scheme or "unknown"
+            self.views[name] = _view(name, scheme, h, data, self.train, self.evaluator, cfg,
+                                     self.victim_plain, self.shared)
+            self.raw[name] = {"scheme": scheme, "control": name == control, "attacks": {},
+                              "seconds": {}, "cpu_seconds": {}, "utility": [],
+                              "not_applicable": {},
+                              "queries_charged": h.metered.used,
+                              "queries_total": h.metered.total}
+            self.images[name] = {"victims": data.victim_images[
+                np.flatnonzero(data.victim_is_query)[:cfg.grid]]}
+            self.findings[name] = []
+        self.eta.start(len(self.order))
+
+    def attack(self, attack: Attack, name: str) -> None:
+        view, entry = self.views[name], self.raw[name]
+        self.eta.announce(attack.name, name)
+        began, cpu = time.monotonic(), time.process_time()
+        reason = attack.not_applicable(view)
+        outcome = Outcome(not_applicable=reason) if reason else attack.run(view)
+        seconds = time.monotonic() - began
+        entry["seconds"][attack.name] = round(seconds, 2)
+        # CPU seconds of the whole process (every thread): what the attack costs on a machine
+        # shared with other work, where the wall clock also counts the others' time.
+        entry["cpu_seconds"][attack.name] = round(time.process_time() - cpu, 2)
+        details = dict(outcome.details)
+        if outcome.not_applicable:
+            details.update(status="not applicable", reason=outcome.not_applicable)
+        entry["attacks"][attack.name] = {"holds": attack.holds, **details}
+        self.images[name].update(outcome.images)
+        if attack.gated and attack.utility_if_readable and is_readable(view.scheme):
+            entry["utility"] += [_utility(attack, f) for f in outcome.findings]
+        elif attack.gated:
+            self.findings[name] += [(attack, f) for f in outcome.findings]
+        if outcome.not_applicable and attack.gated:
+            scored = {f.column for f in outcome.findings}
+            for column in attack.columns:
+                if column not in scored:
+                    entry["not_applicable"].setdefault(column, outcome.not_applicable)
+        h = self.harvests[name]
         entry["queries_charged"], entry["queries_total"] = h.metered.used, h.metered.total
-        curves[name] = _curve(name, scheme, h, data, evaluator, config, victim_plain, attacks,
-                              [f for _, f in found])
-        raw[name], images[name], findings[name] = entry, imgs, found
-    tests = _gate(findings, config)
-    verdicts = _verdicts(raw, tests, control)
-    return ScanResult(config, data.summary(), getattr(evaluator, "description", "?"), control,
-                      raw, tests, verdicts, images, curves, time.monotonic() - started)
+        self.done.append((attack.name, name))
+        self.eta.finished(attack.name, name, seconds, skipped=reason is not None)
+
+    def finish(self) -> None:
+        for name in self.order:
+            view = self.views[name]
+            self.curves[name] = _curve(name, view.scheme, self.harvests[name], self.data,
+                                       self.evaluator, self.config, self.victim_plain,
+                                       self.attacks, [f for _, f in self.findings[name]],
+                                       self.shared)
+        self.eta.close()
+
+    def result(self, partial: bool, interrupted: str | None = None) -> ScanResult:
+        tests = _gate(self.findings, self.config)
+        verdicts = _verdicts(self.raw, tests, self.control, same_model=not self.control_note)
+        state = None
+        if partial:
+            pending = [(a.name, n) for a in self.attacks for n in self.order
+                       if (a.name, n) not in self.done]
+            state = {"attacks_done": len(self.done),
+                     "attacks_pending": [f"{a} on {n}" for a, n in pending],
+                     "interrupted": interrupted}
+        return ScanResult(self.config, self.data.summary(),
+                          getattr(self.evaluator, "description", "?"), self.control, self.raw,
+                          tests, verdicts, self.images, self.curves,
+                          time.monotonic() - self.started, partial=state,
+                          control_note=self.control_note)
+
+
+class _Eta:
+    """Progress lines on stderr: each attack as it starts, with its estimated cost, and how
+    long the scan has left. An attack's cost on one target is estimated from what it cost on
+    the targets before (the control comes first), else from its `cost` hint scaled by the
+    budget."""
+
+    def __init__(self, config: ScanConfig, names: list[str]) -> None:
+        self.enabled = config.progress
+        self.budget = config.budget
+        self.names = names
+        self.seen: dict[str, list[float]] = {}
+        self.left = 0
+        self.total = 0
+        self.began = time.monotonic()
+
+    def start(self, n_targets: int) -> None:
+        self.total = self.left = n_targets * len(self.names)
+        self.began = time.monotonic()
+        self.say(f"scan: {len(self.names)} attacks x {n_targets} targets, "
+                  f"about {_duration(self._remaining(self.names * n_targets))} (estimate)")
+
+    def estimate(self, name: str) -> float:
+        if self.seen.get(name):
+            return sum(self.seen[name]) / len(self.seen[name])
+        return ATTACKS[name].cost * self.budget / 300
+
+    def _remaining(self, names: list[str]) -> float:
+        return sum(self.estimate(n) for n in names)
+
+    def announce(self, attack: str, target: str) -> None:
+        done = self.total - self.left
+        pending = self.names[self.names.index(attack):]
+        n_targets = self.total // max(len(self.names), 1)
+        # Pending pairs: this attack on the targets not yet done, then every later attack.
+        left_here = self.left - n_targets * (len(pending) - 1)
+        rest = [attack] * left_here + [a for a in pending[1:] for _ in range(n_targets)]
+        self.say(f"scan [{done + 1}/{self.total}] {attack} on {target}: "
+                  f"~{_duration(self.estimate(attack))}; "
+                  f"elapsed {_duration(time.monotonic() - self.began)}, "
+                  f"ETA {_duration(self._remaining(rest))}")
+
+    def finished(self, attack: str, target: str, seconds: float, skipped: bool) -> None:
+        self.left -= 1
+        if not skipped:
+            self.seen.setdefault(attack, []).append(seconds)
+
+    def close(self) -> None:
+        self.say(f"scan: attacks done in {_duration(time.monotonic() - self.began)}")
+
+    def say(self, line: str) -> None:
+        if self.enabled:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
 
 def _utility(attack: Attack, f: Finding) -> dict:
@@ -246,16 +420,18 @@ def _harvest(name: str, target: Target, aux: np.ndarray, data: AttackData,
 
 
 def _view(name: str, scheme: str, h: _Harvest, data: AttackData, n: int, evaluator: Any,
-          config: ScanConfig, victim_plain: np.ndarray) -> TargetView:
+          config: ScanConfig, victim_plain: np.ndarray, shared: dict | None = None
+          ) -> TargetView:
     cut = replace(data, aux_images=data.aux_images[:n], aux_ids=data.aux_ids[:n],
                   aux_attributes=data.aux_attributes[:n])
     return TargetView(name, scheme, h.responses[:n], h.leaked, cut, evaluator, config,
-                      lambda images: h.metered.query(images, charge=True), victim_plain)
+                      lambda images: h.metered.query(images, charge=True), victim_plain,
+                      _shared={} if shared is None else shared)
 
 
 def _curve(name: str, scheme: str, h: _Harvest, data: AttackData, evaluator: Any,
            config: ScanConfig, victim_plain: np.ndarray, attacks: list[Attack],
-           full: list[Finding]) -> dict:
+           full: list[Finding], shared: dict | None = None) -> dict:
     """Per column, the best headline score of the learning attacks on the first b responses
     (the scan's own findings where b is its whole training set)."""
     curve: dict[str, list] = {}
@@ -266,7 +442,7 @@ def _curve(name: str, scheme: str, h: _Harvest, data: AttackData, evaluator: Any
         if n == len(h.responses):
             found = [f for f in full if f.column in columns]
         else:  # the first n of the responses the scan already holds: no new queries
-            view = _view(name, scheme, h, data, n, evaluator, config, victim_plain)
+            view = _view(name, scheme, h, data, n, evaluator, config, victim_plain, shared)
             found = [f for a in learners for f in a.run(view).findings]
         best: dict[str, Finding] = {}
         for f in found:
@@ -304,14 +480,20 @@ def _strength(t: dict) -> float:
     return t["simultaneous_ci"][0] - t["chance"]
 
 
-def _verdicts(raw: dict[str, dict], tests: list[dict], control: str) -> dict[str, dict]:
-    """Per target and column: leak / within chance / inconclusive, and the target's verdict.
+def _verdicts(raw: dict[str, dict], tests: list[dict], control: str,
+              same_model: bool = True) -> dict[str, dict]:
+    """Per target and column: leak / within chance / inconclusive / not applicable, and the
+    target's verdict, worst first: LEAKS, else INCONCLUSIVE (no power for: ...), else within
+    chance (power shown for: ...).
 
-    A test (column, what) is powered when the control's same test leaked in some reading.
-    A column leaks if any of its tests leaks; it is within chance if none leaks and at least
-    one of its tests is powered; otherwise it is inconclusive.
+    A test (column, what) is powered when the control's same test leaked in some reading
+    (never when the control is not the targets' model: `same_model` False). A column leaks if
+    any of its tests leaks; it is within chance if none leaks and at least one of its tests
+    is powered; otherwise it is inconclusive. A column with no test at all, that an attack
+    declared not applicable, is "not applicable" with the attack's reason.
     """
-    powered = {(t["column"], t["what"]) for t in tests if t["target"] == control and t["leak"]}
+    powered = {(t["column"], t["what"]) for t in tests if t["target"] == control and t["leak"]
+               and same_model}
     control_best: dict[tuple[str, str], dict] = {}
     for t in tests:
         key = (t["column"], t["what"])
@@ -336,12 +518,28 @@ def _verdicts(raw: dict[str, dict], tests: list[dict], control: str) -> dict[str
                                "unpowered": unpowered,
                                "control": None if ctl is None else
                                {k: ctl[k] for k in ("score", "chance", "reading", "leak")}}
-        leak = any(c["status"] == "leak" for c in columns.values())
-        inconclusive = [c for c, v in columns.items() if v["status"] == "inconclusive"]
-        powered_any = any(v["status"] == "within chance" for v in columns.values())
-        verdict = ("LEAKS" if leak else "inconclusive" if not powered_any
-                   else f"within chance; inconclusive: {', '.join(inconclusive)}" if inconclusive
-                   else "within chance")
+        for column, reason in entry.get("not_applicable", {}).items():
+            if column not in columns:
+                columns[column] = {"status": "not applicable", "reason": reason}
+        by = {k: [c for c, v in columns.items() if v["status"] == k]
+              for k in ("leak", "within chance", "inconclusive", "not applicable")}
+        leak = bool(by["leak"])
+        status = ("LEAKS" if leak else "INCONCLUSIVE"
+                  if by["inconclusive"] or not by["within chance"] else "within chance")
+        parts = []
+        if status == "LEAKS":
+            parts.append("LEAKS")
+        elif status == "INCONCLUSIVE":
+            parts.append(f"INCONCLUSIVE (no power for: {', '.join(by['inconclusive'])})"
+                         if by["inconclusive"] else "INCONCLUSIVE (no attack applied)")
+        if not leak and by["within chance"]:
+            parts.append(f"within chance (power shown for: {', '.join(by['within chance'])})")
+        if by["not applicable"]:
+            parts.append(f"not applicable: {', '.join(by['not applicable'])}")
         out[name] = {"scheme": entry["scheme"], "control": entry["control"], "leak": leak,
-                     "verdict": verdict, "inconclusive": inconclusive, "columns": columns}
+                     "status": status, "verdict": "; ".join(parts) if not leak else "LEAKS",
+                     "leaks": by["leak"], "powered": by["within chance"],
+                     "inconclusive": by["inconclusive"],
+                     "not_applicable": {c: columns[c]["reason"] for c in by["not applicable"]},
+                     "columns": columns}
     return out

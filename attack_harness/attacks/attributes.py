@@ -10,7 +10,7 @@ the plaintext control, and the scan judges them inconclusive rather than safe.
 from __future__ import annotations
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
-from ..attributes import attribute_attack
+from ..attributes import MIN_IDS_PER_CLASS, attribute_attack
 from ..representations import ORDERED
 
 
@@ -20,6 +20,8 @@ class AttributeInference(Attack):
     holds = "its own queries' responses with its images' attribute labels; the leaked outputs"
     columns = ("attributes",)
     utility_if_readable = True  # against Crafter: the attributes it must keep readable
+    needs = ("attributes",)
+    cost = 0.6
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
@@ -39,4 +41,6 @@ class AttributeInference(Attack):
                 m = res["mean"]
                 findings.append(Finding("attributes", "mean", m["score"], m["chance"], m["n"],
                                         rep, summary=True))
-        return Outcome(findings, {"skipped": skipped} if skipped else {})
+        why = None if findings else ("no attribute has two classes with >= "
+                                     f"{MIN_IDS_PER_CLASS} victim identities")
+        return Outcome(findings, {"skipped": skipped} if skipped else {}, not_applicable=why)

@@ -24,13 +24,14 @@ class BasicDecoder(Attack):
     holds = "the model file (plain features of its own images); the leaked outputs"
     columns = ("identity",)
     default_when = "readable"
+    cost = 5.0
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
         x_vic = view.reading("float")[1]
         plain = view.aux_plain
         if x_vic.shape[1] != plain.shape[1]:  # e.g. ciphertext words: nothing to decode
-            return Outcome(details={"skipped": "leaked outputs are not model-sized features"})
+            return Outcome(not_applicable="the leaked outputs are not model-sized features")
         x_train = KernelRidgeCV(plain, data.aux_ids, cfg.attribute.folds, cfg.attribute.clip,
                                 cfg.seed) if cfg.decoder.kind == "ridge" else plain
         rec = reconstruction_attack(x_train, data.aux_images, data.aux_ids, x_vic,

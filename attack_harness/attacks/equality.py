@@ -36,6 +36,7 @@ class EqualityProbe(Attack):
     holds = f"{PROBES} extra queries: images it already sent, sent again"
     columns = ("equality",)
     extra_queries = PROBES
+    cost = 0.1
 
     def run(self, view: TargetView) -> Outcome:
         ids = view.data.aux_ids

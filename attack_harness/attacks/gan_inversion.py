@@ -22,16 +22,21 @@ class GanInversion(Attack):
     holds = "the model file, the public GAN prior and its inverter; the leaked outputs"
     columns = ("identity",)
     default_when = "readable"
+    cost = 10.0
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
         prior = load_attacker_prior(getattr(cfg, "crafter_prior", None))
         if prior is None or not hasattr(view.evaluator, "torch_forward"):
-            return Outcome(details={"skipped": "no GAN prior file (featurelock crafter train)"})
+            return Outcome(not_applicable="no GAN prior file (featurelock crafter train)")
         x_vic = view.reading("float")[1]
         if x_vic.shape[1] != view.victim_plain.shape[1]:
-            return Outcome(details={"skipped": "leaked outputs are not model-sized features"})
+            return Outcome(not_applicable="the leaked outputs are not model-sized features")
         G, inv = prior
+        expects = getattr(inv.net[0], "in_features", x_vic.shape[1])
+        if expects != x_vic.shape[1]:
+            return Outcome(not_applicable=f"the GAN prior's inverter takes {expects}-d features, "
+                                          f"the model gives {x_vic.shape[1]}-d")
         recon = prior_inversion(G, inv, view.evaluator.torch_forward, x_vic,
                                 data.victim_images.shape[1:3], getattr(cfg, "inversion_steps", 20))
         found = identity_finding(view, recon, "rank-1 (GAN inversion)", "float")

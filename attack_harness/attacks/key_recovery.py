@@ -55,6 +55,7 @@ class KeyRecovery(Attack):
     holds = ("the model file (plaintext features of its own queries) and the endpoint's "
              "responses to them: known (feature, ciphertext) pairs")
     columns = ("key recovery",)
+    cost = 1.2
 
     def run(self, view: TargetView) -> Outcome:
         plain = np.ascontiguousarray(view.aux_plain, np.float32).view(np.uint32)
@@ -62,9 +63,9 @@ class KeyRecovery(Attack):
         victims = payload_words(view.leaked)
         truth = np.ascontiguousarray(view.victim_plain, np.float32)
         if cipher.shape != plain.shape or victims.shape != truth.shape:
-            return Outcome(details={"status": "not applicable",
-                                    "reason": "the payload is not one 32-bit word per feature "
-                                              "element"})
+            return Outcome(not_applicable=(
+                "the payload is not one 32-bit word per element of the model file's "
+                f"{truth.shape[1]}-d features"))
         rows = []
         for k in [k for k in PAIRS if k <= len(plain)]:
             perm, pinned = recover_permutation(plain[:k], cipher[:k])

@@ -82,6 +82,8 @@ class Linkability(Attack):
     holds = ("the victims' leaked outputs from two cameras; for the learned variant also its "
              "own queries' responses, labelled by its own identities")
     columns = ("linkability",)
+    needs = ("linkable victims",)
+    cost = 3.0
 
     def run(self, view: TargetView) -> Outcome:
         data, cfg = view.data, self.config

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
+from ..metrics import SsimTruth
 from ..readable import is_readable
 from ..reconstruction import identity_leakage, reconstruction_attack
 from ..representations import ORDERED
@@ -22,17 +23,21 @@ class ImageReconstruction(Attack):
     name = "reconstruction"
     holds = "its own queries' responses with its images; the leaked outputs"
     columns = ("identity", "ssim_gain", "psnr_gain")
+    cost = 48.0
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
         grid = np.flatnonzero(data.victim_is_query)[:cfg.grid]
-        findings, details, images = [], {}, {}
+        findings, details, images, why = [], {}, {}, None
+        truth = getattr(self, "_truth", None)
+        if truth is None or truth.truth is not data.victim_images:  # the same for every target
+            truth = self._truth = SsimTruth(data.victim_images)
         for rep in [r for r in cfg.representations if r in ORDERED]:
             x_aux, x_vic = view.reading(rep)
             rec = reconstruction_attack(view.solver(rep) if cfg.decoder.kind == "ridge" else x_aux,
                                         data.aux_images, data.aux_ids, x_vic, data.victim_images,
                                         data.victim_ids, cfg.decoder, cfg.seed, cfg.confidence,
-                                        cfg.n_boot)
+                                        cfg.n_boot, truth=truth)
             recon = rec.pop("reconstructions")
             # The smoothed images score SSIM best; the unsmoothed ones carry more identity.
             for_identity = rec.pop("identity_reconstructions", recon)
@@ -45,6 +50,8 @@ class ImageReconstruction(Attack):
             if "score" in ident:
                 findings.append(Finding("identity", "rank-1", ident["score"], ident["chance"],
                                         ident["n"], rep, summary=True))
+            else:
+                why = ident["skipped"]
             margins = {"ssim_gain": cfg.ssim_margin, "psnr_gain": cfg.psnr_margin_db}
             for key, margin in margins.items():
                 r = rec[key]
@@ -55,4 +62,4 @@ class ImageReconstruction(Attack):
         if is_readable(view.scheme):  # its decoder learned from the defence's own answers
             details["role"] = ("the ADAPTIVE attacker: decoder fitted on the crafted answers "
                                "to its own queries")
-        return Outcome(findings, details, images)
+        return Outcome(findings, details, images, not_applicable=why)

@@ -25,20 +25,25 @@ class WhiteBoxRmle(Attack):
     holds = "the model file and the victims' leaked outputs (no keys)"
     columns = ()
     gated = False
+    cost = 26.0
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
         if view.scheme != PLAINTEXT:
-            return Outcome(details={"status": "not applicable",
-                                    "reason": "the insider holds the model but not the keys: a "
-                                              "ciphertext is no feature vector, so there is "
-                                              "nothing for f(x) to match"})
+            return Outcome(not_applicable="the insider holds the model but not the keys: a "
+                                          "ciphertext is no feature vector to match")
         if not hasattr(view.evaluator, "torch_forward"):
-            return Outcome(details={"status": "skipped",
-                                    "reason": "the evaluator model is not differentiable"})
+            return Outcome(not_applicable="the model file is not differentiable in process "
+                                          "(ONNX)")
         idx = np.flatnonzero(data.victim_is_query)[:cfg.rmle_victims]
+        if idx.size == 0:
+            idx = np.arange(min(cfg.rmle_victims, len(data.victim_images)))
         target = torch.from_numpy(np.stack([np.asarray(view.leaked[i], np.float32).reshape(-1)
                                             for i in idx]))
+        dim = view.victim_plain.shape[1]
+        if target.shape[1] != dim:
+            return Outcome(not_applicable=f"the endpoint answers {target.shape[1]}-d features, "
+                                          f"the model file {dim}-d: not the served model")
         h, w = data.victim_images.shape[1:3]
         with torch.enable_grad():
             x = rmle(view.evaluator.torch_forward, target, (3, h, w), steps=cfg.rmle_steps,
