@@ -100,7 +100,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--rate-limit", type=_positive(float), default=None, metavar="QPS",
                    help="at most this many queries per second per target")
     a = parser.add_argument_group("attack")
-    a.add_argument("--dataset", default="synthetic", metavar="synthetic|market1501:PATH")
+    a.add_argument("--dataset", default=None, metavar="synthetic|synthetic-faces|market1501:PATH",
+                   help="default: synthetic-faces for a 112x112 face model (face-compact), "
+                        "else synthetic (pedestrians)")
     a.add_argument("--budget", type=_positive(int), default=600,
                    help="attacker queries per target (default 600)")
     a.add_argument("--victim-ids", type=_positive(int), default=80,
@@ -191,7 +193,7 @@ def build_targets(args: argparse.Namespace, evaluator) -> dict:
 def run(args: argparse.Namespace) -> int:
     from .attacks import default_attacks
     from .crafter_target import parse_crafter_spec
-    from .data import load_dataset
+    from .data import check_domain, default_dataset, load_dataset
     from .reconstruction import DecoderConfig
     from .reference import default_evaluator
     from .report import summary_table, write_reports
@@ -212,8 +214,10 @@ def run(args: argparse.Namespace) -> int:
                             crafter_prior=str(Path(args.crafter_dir) / "prior.pt")
                             if getattr(args, "crafter_dir", None) else None)
         evaluator = default_evaluator(args.model, args.weights, args.seed)
+        dataset = args.dataset or default_dataset(getattr(evaluator, "profile", None))
+        check_domain(dataset, getattr(evaluator, "profile", None), args.model)
         targets = build_targets(args, evaluator)
-        data = load_dataset(args.dataset, args.budget, args.seed, args.victim_ids)
+        data = load_dataset(dataset, args.budget, args.seed, args.victim_ids)
     except (ValueError, TypeError) as exc:
         print(f"featurelock scan: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ __all__ = ["write_reports", "summary_table", "png_data_uri", "curve_png", "image
 _LABEL = {"attributes": "attributes (mean bal. acc.)", "identity": "identity (rank-1)",
           "ssim_gain": "SSIM gain", "psnr_gain": "PSNR gain (dB)",
           "linkability": "linkability (rank-1)", "key recovery": "key recovery (words)",
-          "equality": "equality"}
+          "equality": "equality", "template_inversion": "template inversion (@FMR1e-3)"}
 _FLAG = {"leak": "LEAK", "within chance": "ok", "inconclusive": "no power"}
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["InputProfile", "IMAGENET_RGB", "REID_128x64", "DEEPSORT_224", "ARCFACE_112"]
+__all__ = ["InputProfile", "IMAGENET_RGB", "REID_128x64", "DEEPSORT_224", "ARCFACE_112",
+           "FACE_COMPACT_112"]
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -61,3 +62,6 @@ DEEPSORT_224 = InputProfile("deepsort-224", 224, 224, **IMAGENET_RGB)
 # Aligned 112x112 faces, ArcFace/InsightFace normalisation, RGB.
 ARCFACE_112 = InputProfile("arcface-112", 112, 112, mean=(127.5, 127.5, 127.5),
                            std=(128.0, 128.0, 128.0), channel_order="RGB")
+# face-compact: the synthetic aligned faces it was trained on, ArcFace normalisation, RGB.
+FACE_COMPACT_112 = InputProfile("face-compact-112", 112, 112, mean=(127.5, 127.5, 127.5),
+                                std=(128.0, 128.0, 128.0), channel_order="RGB")

