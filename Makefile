@@ -77,7 +77,7 @@ faces: $(STAMP)
 	  --metrics-json out/faces/train.json
 
 faces-scan: $(STAMP)
-	OMP_NUM_THREADS=2 $(VENV)/bin/featurelock scan --model face-compact \
+	OMP_NUM_THREADS=1 $(VENV)/bin/featurelock scan --model face-compact \
 	  --dataset synthetic-faces --local plaintext --local aes-256-gcm $(FACES_SCAN) \
 	  --report out/faces-scan
 
