@@ -38,8 +38,9 @@ TWIN = "control"  # the target name of a plaintext twin given as --control URL
 EXIT_INTERRUPTED = {"SIGINT": 130, "SIGTERM": 143}
 DATASET_HELP = (
     "where the attacker's and the victims' images come from (identities disjoint): "
-    "'synthetic' (generated pedestrians, 128x64), 'market1501:PATH', or 'folder:PATH' = your "
-    "own images: PATH/<identity>/*.jpg|png, one subfolder per person, optional "
+    "'synthetic' (generated pedestrians, 128x64), 'synthetic-faces' (generated faces, "
+    "112x112; the default for a 112x112 model), 'market1501:PATH', or 'folder:PATH' = your own "
+    "images: PATH/<identity>/*.jpg|png, one subfolder per person, optional "
     "PATH/cameras.csv (file,camera) and PATH/attributes.csv (identity,ATTR1,... or "
     "file,ATTR1,...); images are fitted to the model's input profile")
 
@@ -118,8 +119,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--rate-limit", type=_positive(float), default=None, metavar="QPS",
                    help="at most this many queries per second per target")
     a = parser.add_argument_group("attack")
-    a.add_argument("--dataset", default="synthetic",
-                   metavar="synthetic|market1501:PATH|folder:PATH", help=DATASET_HELP)
+    a.add_argument("--dataset", default=None,
+                   metavar="synthetic|synthetic-faces|market1501:PATH|folder:PATH",
+                   help=DATASET_HELP)
     a.add_argument("--budget", type=_positive(int), default=600,
                    help="attacker queries per target (default 600)")
     a.add_argument("--victim-ids", type=_positive(int), default=80,
@@ -279,7 +281,7 @@ def _sigterm_interrupts():
 def run(args: argparse.Namespace) -> int:
     from .attacks import default_attacks
     from .crafter_target import parse_crafter_spec
-    from .data import load_dataset
+    from .data import check_domain, default_dataset, load_dataset
     from .errors import ScanInterrupted
     from .reconstruction import DecoderConfig
     from .reference import default_evaluator
@@ -308,19 +310,9 @@ def run(args: argparse.Namespace) -> int:
                             progress=not args.no_progress,
                             crafter_prior=str(Path(args.crafter_dir) / "prior.pt")
                             if getattr(args, "crafter_dir", None) else None)
-        if args.model_file and args.model:
-            raise ValueError("give --model-file or --model, not both")
-        if args.profile and not args.model_file:
-            raise ValueError("--profile describes --model-file's input; give --model-file")
-        evaluator = default_evaluator(args.model or "reid-compact", args.weights, args.seed,
-                                      model_file=args.model_file, profile=args.profile)
-        size = _fitted_size(evaluator)
-        if args.dataset == "synthetic" and size != (128, 64):
-            print(f"featurelock scan: warning: the synthetic pedestrians (128x64) are not your "
-                  f"model's input ({size[0]}x{size[1]}); scan with your own images: "
-                  f"--dataset folder:PATH", file=sys.stderr)
-        targets = build_targets(args, evaluator)
-        data = load_dataset(args.dataset, args.budget, args.seed, args.victim_ids, size=size)
+    a.add_argument("--dataset", default=None,
+                   metavar="synthetic|synthetic-faces|market1501:PATH|folder:PATH",
+                   help=DATASET_HELP)
     except (ValueError, TypeError) as exc:
         print(f"featurelock scan: {exc}", file=sys.stderr)
         return 2

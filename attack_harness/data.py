@@ -2,6 +2,8 @@
 
     synthetic            featurelock.models.make_splits: the train identities are the
                          attacker's, the test identities (query + gallery) are the victims'
+    synthetic-faces      featurelock.models.make_face_splits: aligned 112x112 faces (for face
+                         models such as face-compact), split the same way
     market1501:PATH      a local Market-1501 copy: bounding_box_train for the attacker,
                          query + bounding_box_test for the victims; attributes from
                          PATH/market_attribute.mat (or PATH/../) when present
@@ -25,7 +27,10 @@ import numpy as np
 
 from .errors import DatasetError
 
-__all__ = ["AttackData", "load_dataset", "synthetic_data", "market1501_data"]
+__all__ = ["AttackData", "load_dataset", "synthetic_data", "synthetic_faces_data",
+           "market1501_data", "DATASETS", "default_dataset", "check_domain"]
+
+DATASETS = ("synthetic", "synthetic-faces", "market1501:PATH", "folder:PATH")
 
 
 @dataclass(frozen=True)
@@ -74,11 +79,27 @@ def synthetic_data(budget: int, n_victim_ids: int = 40, images_per_id: int = 4,
     """make_splits with enough attacker identities for `budget` queries."""
     from featurelock.models.synthetic import ATTRIBUTES, make_splits
 
+    return _synthetic(make_splits, ATTRIBUTES, "synthetic pedestrians", budget, n_victim_ids,
+                      images_per_id, seed)
+
+
+def synthetic_faces_data(budget: int, n_victim_ids: int = 40, images_per_id: int = 4,
+                         seed: int = 0) -> AttackData:
+    """make_face_splits (112x112 faces) with enough attacker identities for `budget` queries;
+    the victims' `cams` are capture sessions."""
+    from featurelock.models.synthetic_faces import FACE_ATTRIBUTES, make_face_splits
+
+    return _synthetic(make_face_splits, FACE_ATTRIBUTES, "synthetic faces", budget,
+                      n_victim_ids, images_per_id, seed)
+
+
+def _synthetic(make, attributes: dict[str, int], what: str, budget: int, n_victim_ids: int,
+               images_per_id: int, seed: int) -> AttackData:
     if budget < 2 * images_per_id:
         raise ValueError(f"budget must be >= {2 * images_per_id} queries, got {budget}")
     n_train_ids = math.ceil(budget / images_per_id)
-    s = make_splits(seed=seed, n_train_ids=n_train_ids, n_test_ids=n_victim_ids,
-                    images_per_id=images_per_id)
+    s = make(seed=seed, n_train_ids=n_train_ids, n_test_ids=n_victim_ids,
+             images_per_id=images_per_id)
     train = s.train.subset(np.arange(budget))
     victims_images = np.concatenate([s.query.images, s.gallery.images])
     return AttackData(
@@ -89,8 +110,8 @@ def synthetic_data(budget: int, n_victim_ids: int = 40, images_per_id: int = 4,
         victim_attributes=np.concatenate([s.query.attributes, s.gallery.attributes]),
         victim_is_query=np.r_[np.ones(len(s.query), bool), np.zeros(len(s.gallery), bool)],
         attribute_names=tuple(s.train.attribute_names),
-        attribute_classes=tuple(ATTRIBUTES[n] for n in s.train.attribute_names),
-        description=f"synthetic pedestrians (seed {seed}): {n_train_ids} attacker identities, "
+        attribute_classes=tuple(attributes[n] for n in s.train.attribute_names),
+        description=f"{what} (seed {seed}): {n_train_ids} attacker identities, "
                     f"{n_victim_ids} victim identities, {images_per_id} images each")
 
 
@@ -135,17 +156,43 @@ def market1501_data(root: str | Path, budget: int, n_victims: int = 600,
         description=f"Market-1501 at {root} ({'with' if mat else 'without'} attributes)")
 
 
+# The synthetic sets' image sizes: a model whose input profile has the other set's size is
+# from the other domain (a face model fed resized pedestrians measures nothing).
+_SYNTHETIC_SHAPES = {"synthetic": (128, 64), "synthetic-faces": (112, 112)}
+
+
+def default_dataset(profile) -> str:
+    """synthetic-faces for a model that takes 112x112 input, else synthetic pedestrians."""
+    size = None if profile is None else (profile.height, profile.width)
+    return "synthetic-faces" if size == _SYNTHETIC_SHAPES["synthetic-faces"] else "synthetic"
+
+
+def check_domain(spec: str, profile, model: str) -> None:
+    """Refuse a synthetic set of the other domain than the model's (ValueError)."""
+    if profile is None or spec not in _SYNTHETIC_SHAPES:
+        return
+    size = (profile.height, profile.width)
+    other = next((name for name, shape in _SYNTHETIC_SHAPES.items()
+                  if shape == size and name != spec), None)
+    if other is not None:
+        h, w = _SYNTHETIC_SHAPES[spec]
+        raise ValueError(f"--dataset {spec} draws {h}x{w} images but {model} takes "
+                         f"{size[0]}x{size[1]} ones (another domain): use --dataset {other}")
+
+
 def load_dataset(spec: str, budget: int, seed: int = 0, n_victim_ids: int = 40,
                  images_per_id: int = 4, size: tuple[int, int] = (128, 64)) -> AttackData:
-    """'synthetic', 'market1501:PATH' or 'folder:PATH'; `size`: the model's input (H, W)."""
+    """'synthetic', 'synthetic-faces', 'market1501:PATH' or 'folder:PATH'; `size`: the
+    model's input (H, W), to which own images are fitted."""
     from .folder_data import folder_data
 
     if spec == "synthetic":
         return synthetic_data(budget, n_victim_ids, images_per_id, seed)
+    if spec == "synthetic-faces":
+        return synthetic_faces_data(budget, n_victim_ids, images_per_id, seed)
     kind, _, path = spec.partition(":")
     if kind == "market1501" and path:
         return market1501_data(path, budget, n_victims=n_victim_ids * 15, seed=seed, size=size)
     if kind == "folder" and path:
         return folder_data(path, budget, n_victim_ids, seed, size)
-    raise ValueError(f"dataset must be 'synthetic', 'market1501:PATH' or 'folder:PATH', "
-                     f"got {spec!r}")
+    raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {spec!r}")

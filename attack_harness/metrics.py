@@ -9,6 +9,12 @@ Numpy only. Images are uint8 or float arrays with values in [0, data_range], sha
   scikit-image's `structural_similarity(gaussian_weights=True, use_sample_covariance=False)`.
 * `balanced_accuracy`: mean recall over the classes present in the true labels; chance is
   1 / (number of those classes), whatever the class frequencies.
+* `verification_scores`, `threshold_at_fmr`, `tar_at_fmr`, `equal_error_rate`: biometric
+  verification (ISO/IEC 19795-1 vocabulary): genuine scores compare two samples of one
+  identity, impostor scores two identities; a comparison is accepted when score >= threshold.
+  FMR = accepted impostors / impostors, TAR = accepted genuines / genuines (= 1 - FNMR). The
+  face field's headline is TAR at FMR 1e-3 (IJB-C, NIST FRVT): the threshold is set on the
+  impostor scores so that at most 0.1% of them pass.
 * `cluster_bootstrap`: intervals that resample victim IDENTITIES, not images: images of one
   person share their attributes and look alike, so treating them as independent would make the
   intervals too narrow.
@@ -16,6 +22,7 @@ Numpy only. Images are uint8 or float arrays with values in [0, data_range], sha
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Callable
@@ -26,7 +33,8 @@ __all__ = [
     "psnr", "ssim", "batch_psnr", "batch_ssim", "SsimTruth", "gaussian_kernel",
     "balanced_accuracy", "balanced_accuracy_chance", "weighted_balanced_accuracy",
     "Interval", "cluster_bootstrap", "cluster_weights", "mean_interval", "rank1_hits",
-    "retrieval",
+    "retrieval", "verification_scores", "threshold_at_fmr", "tar_at_fmr", "equal_error_rate",
+    "FMR_1E3",
 ]
 
 
@@ -212,6 +220,76 @@ def retrieval(sim: np.ndarray, query_ids: np.ndarray, query_cams: np.ndarray,
     ap_chance = (harmonic + (n_true - 1) / (n - 1) * (n_valid - harmonic)) / np.maximum(n_valid, 1)
     return {"rank1": rel[:, 0].astype(np.float64), "rank1_chance": n_true / np.maximum(n_valid, 1),
             "ap": ap, "ap_chance": ap_chance, "valid": n_true > 0}
+
+
+# ----------------------------------------------------------------------------- verification
+
+FMR_1E3 = 1e-3  # the operating point the face field reports (TAR @ FMR 1e-3)
+
+
+def verification_scores(sim: np.ndarray, ids_a: np.ndarray, ids_b: np.ndarray | None = None,
+                        valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(genuine, impostor) comparison scores from a similarity matrix.
+
+    With `ids_b` None, `sim` is (N, N) of one set against itself and each unordered pair
+    i < j is one comparison; else `sim` is (Na, Nb) and every cell is one. `valid` (same shape
+    as `sim`, bool) drops cells, e.g. the same-camera pairs the re-ID protocol ignores.
+    """
+    sim = np.asarray(sim, np.float64)
+    ids_a = np.asarray(ids_a)
+    if ids_b is None:
+        if sim.shape != (ids_a.size, ids_a.size):
+            raise ValueError(f"sim must be ({ids_a.size}, {ids_a.size}), got {sim.shape}")
+        keep = np.triu(np.ones(sim.shape, bool), k=1)
+        ids_b = ids_a
+    else:
+        ids_b = np.asarray(ids_b)
+        if sim.shape != (ids_a.size, ids_b.size):
+            raise ValueError(f"sim must be ({ids_a.size}, {ids_b.size}), got {sim.shape}")
+        keep = np.ones(sim.shape, bool)
+    if valid is not None:
+        keep &= np.asarray(valid, bool)
+    same = ids_a[:, None] == ids_b[None, :]
+    return sim[keep & same], sim[keep & ~same]
+
+
+def threshold_at_fmr(impostor: np.ndarray, fmr: float = FMR_1E3) -> float:
+    """The lowest threshold whose FMR (share of impostor scores >= it) is at most `fmr`.
+
+    Needs at least 1/fmr impostor scores: with fewer, FMR cannot be told apart from 0 and the
+    operating point does not exist (ValueError rather than a threshold that means nothing).
+    """
+    if not 0 < fmr < 1:
+        raise ValueError(f"fmr must be in (0, 1), got {fmr}")
+    imp = np.sort(np.asarray(impostor, np.float64).ravel())[::-1]
+    if imp.size < math.ceil(1.0 / fmr):
+        raise ValueError(f"FMR {fmr:g} needs at least {math.ceil(1.0 / fmr)} impostor scores, "
+                         f"got {imp.size}")
+    k = int(np.floor(fmr * imp.size + 1e-9))  # how many impostors may pass
+    return float(np.nextafter(imp[k], np.inf))  # strictly above the (k+1)-th highest
+
+
+def tar_at_fmr(genuine: np.ndarray, impostor: np.ndarray,
+               fmr: float = FMR_1E3) -> tuple[float, float]:
+    """(TAR, threshold): the share of genuine scores accepted at `threshold_at_fmr`."""
+    gen = np.asarray(genuine, np.float64).ravel()
+    if gen.size == 0:
+        raise ValueError("no genuine scores")
+    t = threshold_at_fmr(impostor, fmr)
+    return float(np.mean(gen >= t)), t
+
+
+def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """The error rate where FMR equals FNMR (the mean of the two at the closest threshold)."""
+    gen = np.sort(np.asarray(genuine, np.float64).ravel())
+    imp = np.sort(np.asarray(impostor, np.float64).ravel())
+    if gen.size == 0 or imp.size == 0:
+        raise ValueError("need genuine and impostor scores")
+    t = np.unique(np.concatenate([gen, imp, [np.inf]]))
+    fnmr = np.searchsorted(gen, t, side="left") / gen.size  # genuines below t: rejected
+    fmr = 1.0 - np.searchsorted(imp, t, side="left") / imp.size  # impostors >= t: accepted
+    i = int(np.argmin(np.abs(fmr - fnmr)))
+    return float((fmr[i] + fnmr[i]) / 2)
 
 
 # ----------------------------------------------------------------------------- intervals

@@ -75,12 +75,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .linear import KernelRidgeCV, Standardizer
-from .metrics import (SsimTruth, batch_psnr, gaussian_kernel, mean_interval,
-                      rank1_hits)
+from .metrics import (FMR_1E3, SsimTruth, batch_psnr, gaussian_kernel, mean_interval,
+                      rank1_hits, threshold_at_fmr, verification_scores)
 
 __all__ = ["DecoderConfig", "Decoder", "Reconstructor", "train_decoder", "train_ridge_decoder",
-           "baseline_image", "reconstruction_attack", "identity_leakage", "total_variation",
-           "rmle"]
+           "baseline_image", "reconstruction_attack", "identity_leakage", "template_inversion",
+           "total_variation", "rmle"]
 
 KINDS = ("ridge", "conv")
 
@@ -409,6 +409,35 @@ def identity_leakage(recon_embeddings: np.ndarray, query_ids: np.ndarray,
     if hits.size == 0:
         return {"skipped": "no victim query has a true match in the gallery"}
     return {"score": mean_interval(hits, ids, level, n_boot, seed), "chance": float(chance.mean()), "n": int(hits.size)}
+
+
+def template_inversion(recon_embeddings: np.ndarray, baseline_embedding: np.ndarray,
+                       templates: np.ndarray, template_ids: np.ndarray, fmr: float = FMR_1E3,
+                       level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Template-inversion success rate: the share of reconstructions the system ACCEPTS as
+    the victim whose template they were made from (Mai et al. 2018's type-I attack), at the
+    threshold where the system's own impostor comparisons (the victims' plaintext templates,
+    every pair of different identities) pass at rate `fmr`.
+
+    Chance is what an attacker who learned nothing gets: its mean image (the decoder's
+    baseline) accepted against each template, and never less than `fmr` itself. Also reports
+    the type-II rate (accepted against the victim's OTHER images' templates) as a detail.
+    """
+    sim = templates @ templates.T
+    _, impostor = verification_scores(sim, template_ids)
+    try:
+        t = threshold_at_fmr(impostor, fmr)
+    except ValueError as exc:
+        return {"skipped": f"not applicable: {exc}"}
+    own = np.einsum("ij,ij->i", recon_embeddings, templates)
+    hits = (own >= t).astype(np.float64)
+    base = (templates @ np.asarray(baseline_embedding, np.float64).ravel() >= t).mean()
+    cross = recon_embeddings @ templates.T
+    others = (template_ids[:, None] == template_ids[None, :]) & ~np.eye(len(templates), dtype=bool)
+    type2 = float((cross[others] >= t).mean()) if others.any() else float("nan")
+    return {"score": mean_interval(hits, template_ids, level, n_boot, seed),
+            "chance": float(max(fmr, base)), "n": int(hits.size), "threshold": t,
+            "type2_rate": type2, "baseline_acceptance": float(base)}
 
 
 def reconstruction_attack(x_train: np.ndarray | KernelRidgeCV, train_images: np.ndarray,

@@ -46,16 +46,18 @@ class ZooEvaluator:
 
     def __init__(self, name: str = "reid-compact", path: str | Path | None = None,
                  seed: int = 0) -> None:
-        from featurelock.models.zoo import DEFAULT_WEIGHTS, load_model
+        from featurelock.models.zoo import load_model, packaged_weights
 
-        pretrained = path is not None or name != "reid-compact" or DEFAULT_WEIGHTS.is_file()
+        packaged = packaged_weights(name)
+        pretrained = path is not None or packaged is None or packaged.is_file()
         torch.manual_seed(seed)
         self.model = load_model(name, path, pretrained=pretrained)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.profile = self.model.profile
-        self.description = (f"{name} ({'weights ' + str(path or DEFAULT_WEIGHTS.name) if pretrained else 'UNTRAINED: seeded random init, no weights file'})")
+        weights = Path(path).name if path is not None else packaged.name if packaged else "default"
+        self.description = (f"{name} ({'weights ' + weights if pretrained else 'UNTRAINED: seeded random init, no weights file'})")
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

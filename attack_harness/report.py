@@ -26,7 +26,7 @@ TABLE_NAME = "report.txt"  # the summary table, beside report.json
 _LABEL = {"attributes": "attributes (mean bal. acc.)", "identity": "identity (rank-1)",
           "ssim_gain": "SSIM gain", "psnr_gain": "PSNR gain (dB)",
           "linkability": "linkability (rank-1)", "key recovery": "key recovery (words)",
-          "equality": "equality"}
+          "equality": "equality", "template_inversion": "template inversion (@FMR1e-3)"}
 _FLAG = {"leak": "LEAK", "within chance": "ok", "inconclusive": "no power"}
 _STATUS_CLASS = {"LEAKS": "leak", "within chance": "ok", "INCONCLUSIVE": "nopower"}
 

@@ -43,7 +43,7 @@ from .errors import ProfileError
 
 __all__ = ["InputProfile", "load_profile", "builtin_profiles", "profile_from_file",
            "PROFILE_DIR", "RESIZE_POLICIES", "OUTPUT_RULES", "IMAGENET_RGB", "REID_128x64",
-           "DEEPSORT_224", "ARCFACE_112"]
+           "DEEPSORT_224", "ARCFACE_112", "FACE_COMPACT_112"]
 
 def _profile_dir() -> Path:
     import featurelock.serve_config  # package data, wherever the package is installed
@@ -268,11 +268,11 @@ def _zoo_profile(name: str) -> InputProfile | None:
 
 
 _LEGACY = {"REID_128x64": "reid-128x64", "DEEPSORT_224": "deepsort-224",
-           "ARCFACE_112": "arcface-112"}
+           "ARCFACE_112": "arcface-112", "FACE_COMPACT_112": "face-compact-112"}
 
 
 def __getattr__(name: str) -> InputProfile:
-    """The zoo's three profiles by their old constant names, read from their files on first use."""
+    """The zoo's profiles by their constant names, read from their files on first use."""
     if name in _LEGACY:
         return _builtin()[_LEGACY[name]]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

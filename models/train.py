@@ -114,11 +114,15 @@ def train_reid(config: TrainConfig = TrainConfig(),
     return TrainResult(model, metrics, baseline, step, time.monotonic() - start, config)
 
 
-def save_weights(model: ReidCompact, path: str | Path) -> Path:
-    """torch.save of the plain state dict: loadable with torch.load(weights_only=True)."""
+def save_weights(model: nn.Module, path: str | Path, half: bool = False) -> Path:
+    """torch.save of the plain state dict: loadable with torch.load(weights_only=True).
+
+    half=True stores floating-point tensors as float16 (half the size; the loader computes in
+    float32)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, p)
+    torch.save({k: (v.detach().half() if half and v.is_floating_point() else v.detach()).clone()
+                for k, v in model.state_dict().items()}, p)
     return p
 
 

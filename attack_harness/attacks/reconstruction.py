@@ -2,9 +2,11 @@
 
 Threat model: the black-box API (its own images, within the budget) and the victims' leaked
 outputs. A decoder trained on the attacker's (image, reading) pairs reconstructs each victim;
-scored by SSIM and PSNR gain over the attacker's mean image (chance 0), and by identity: each
+scored by SSIM and PSNR gain over the attacker's mean image (chance 0), by identity: each
 reconstruction, re-embedded by the plaintext model, must retrieve its victim from the victims'
-gallery (rank-1 vs chance). See `featurelock.attack_harness.reconstruction`.
+gallery (rank-1 vs chance), and by template inversion, the face field's measure: the share of
+reconstructions the system itself accepts as their victim at its FMR 1e-3 threshold (chance:
+the mean image's acceptance, at least 1e-3). See `featurelock.attack_harness.reconstruction`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from ..attack import Attack, Finding, Outcome, TargetView, register
 from ..metrics import SsimTruth
 from ..readable import is_readable
-from ..reconstruction import identity_leakage, reconstruction_attack
+from ..reconstruction import identity_leakage, reconstruction_attack, template_inversion
 from ..representations import ORDERED
 
 
@@ -22,7 +24,7 @@ from ..representations import ORDERED
 class ImageReconstruction(Attack):
     name = "reconstruction"
     holds = "its own queries' responses with its images; the leaked outputs"
-    columns = ("identity", "ssim_gain", "psnr_gain")
+    columns = ("identity", "template_inversion", "ssim_gain", "psnr_gain")
     cost = 48.0
 
     def run(self, view: TargetView) -> Outcome:
@@ -41,17 +43,26 @@ class ImageReconstruction(Attack):
             recon = rec.pop("reconstructions")
             # The smoothed images score SSIM best; the unsmoothed ones carry more identity.
             for_identity = rec.pop("identity_reconstructions", recon)
-            images["baseline (mean image)"] = np.repeat(rec.pop("baseline_image")[None],
-                                                        grid.size, 0)
+            baseline = rec.pop("baseline_image")
+            images["baseline (mean image)"] = np.repeat(baseline[None], grid.size, 0)
             images[f"decoder [{rep}]"] = recon[grid]
-            ident = identity_leakage(view.evaluator.embed(for_identity), data.victim_ids,
-                                     data.victim_cams, view.victim_plain, data.victim_ids,
-                                     data.victim_cams, cfg.confidence, cfg.n_boot, cfg.seed)
+            rec_emb = view.evaluator.embed(for_identity)
+            ident = identity_leakage(rec_emb, data.victim_ids, data.victim_cams,
+                                     view.victim_plain, data.victim_ids, data.victim_cams,
+                                     cfg.confidence, cfg.n_boot, cfg.seed)
             if "score" in ident:
                 findings.append(Finding("identity", "rank-1", ident["score"], ident["chance"],
                                         ident["n"], rep, summary=True))
             else:
                 why = ident["skipped"]
+            inv = template_inversion(rec_emb, view.evaluator.embed(baseline[None])[0],
+                                     view.victim_plain, data.victim_ids, level=cfg.confidence,
+                                     n_boot=cfg.n_boot, seed=cfg.seed)
+            if "score" in inv:
+                findings.append(Finding("template_inversion", "success rate @FMR1e-3",
+                                        inv.pop("score"), inv["chance"], inv["n"], rep,
+                                        summary=True))
+            details[f"{rep} template inversion"] = inv
             margins = {"ssim_gain": cfg.ssim_margin, "psnr_gain": cfg.psnr_margin_db}
             for key, margin in margins.items():
                 r = rec[key]
