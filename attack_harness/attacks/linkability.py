@@ -26,7 +26,7 @@ import numpy as np
 from ..attack import Attack, Finding, Outcome, TargetView, register
 from ..linear import KernelRidgeCV, Standardizer
 from ..metrics import mean_interval, retrieval
-from ..representations import ORDERED, column_similarity
+from ..representations import column_similarity
 
 LAMBDAS = (1e-2, 1e-1, 1.0, 10.0, 100.0)  # x mean Gram diagonal
 
@@ -90,10 +90,11 @@ class Linkability(Attack):
         own = retrieval(_cosine(view.victim_plain[q], view.victim_plain[~q]), data.victim_ids[q],
                         data.victim_cams[q], data.victim_ids[~q], data.victim_cams[~q])
         details["model rank-1"] = float(own["rank1"][own["valid"]].mean())  # the reference
-        for rep in cfg.representations:
+        ordered = set(view.readings(ordered=True))
+        for rep in view.readings():
             aux, vic = view.reading(rep)
             sims = {}
-            if rep in ORDERED:
+            if rep in ordered:
                 z = Standardizer(np.concatenate([aux, vic]), cfg.attribute.clip)(vic)
                 sims["zero-query"] = _cosine(z[q], z[~q])
                 w = learned_projection(view.solver(rep), data.aux_ids)

@@ -14,7 +14,6 @@ import numpy as np
 from ..attack import Attack, Finding, Outcome, TargetView, register
 from ..readable import is_readable
 from ..reconstruction import identity_leakage, reconstruction_attack
-from ..representations import ORDERED
 
 
 @register
@@ -27,7 +26,7 @@ class ImageReconstruction(Attack):
         cfg, data = self.config, view.data
         grid = np.flatnonzero(data.victim_is_query)[:cfg.grid]
         findings, details, images = [], {}, {}
-        for rep in [r for r in cfg.representations if r in ORDERED]:
+        for rep in view.readings(ordered=True):
             x_aux, x_vic = view.reading(rep)
             rec = reconstruction_attack(view.solver(rep) if cfg.decoder.kind == "ridge" else x_aux,
                                         data.aux_images, data.aux_ids, x_vic, data.victim_images,
