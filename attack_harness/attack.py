@@ -41,7 +41,7 @@ import numpy as np
 from .data import AttackData
 from .linear import KernelRidgeCV
 from .metrics import Interval
-from .representations import Response, represent
+from .representations import ORDERED, Response, represent
 
 __all__ = ["Attack", "Finding", "Outcome", "TargetView", "register", "ATTACKS"]
 
@@ -90,15 +90,30 @@ class TargetView:
     config: Any  # ScanConfig
     probe: Callable[[np.ndarray], list[Response]]
     victim_plain: np.ndarray  # the victims' plaintext features (for scoring, never as input)
+    # readable schemes: the served transform's file as an insider holds it (`inversion`)
+    transform: Any = None
     _readings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     _solvers: dict[str, KernelRidgeCV] = field(default_factory=dict)
     # Shared by every view of one scan: the evaluator's features of the attacker's images
     # (the same images for every target; the first n are a view's own).
     _shared: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def readings(self, ordered: bool = False) -> list[str]:
+        """The readings to attack this target in: the scan's representations (only those with
+        a fixed coordinate order when `ordered`), then, for a readable scheme, the inverted
+        features the attacker can compute (`inversion.offered`)."""
+        from .inversion import offered
+
+        return [r for r in self.config.representations if not ordered or r in ORDERED] \
+            + offered(self)
+
     def reading(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(aux, victims) design matrices of one reading, computed once. Fitted readings see
         everything the attacker holds (its queries and the leaked outputs), never labels."""
+        from .inversion import is_inverted, inverted_reading
+
+        if name not in self._readings and is_inverted(name):
+            self._readings[name] = inverted_reading(self, name)
         if name not in self._readings:
             both = represent([*self.responses, *self.leaked], name)
             n = len(self.responses)

@@ -38,6 +38,12 @@ class CrafterTarget(Target):
         self.beta = float(getattr(craftnet, "beta", float("nan")))
         self.name = name or f"crafter-beta{self.beta:g}"
 
+    @property
+    def served_transform(self) -> torch.nn.Module:
+        """The CraftNet this endpoint serves: the file every .mar of it carries, so an insider
+        holds it (the white-box inverse in `inversion` differentiates through it)."""
+        return self._net
+
     def query(self, images: np.ndarray) -> list[np.ndarray]:
         plain = np.asarray(self._embed(_check_images(images)), np.float32)
         with torch.inference_mode():

@@ -6,6 +6,11 @@ what the scheme means to keep (`Attack.utility_if_readable`, e.g. attribute infe
 reported as UTILITY beside the plaintext control, never as a leak verdict; identity,
 linkability and reconstruction stay privacy verdicts. Plaintext is readable too but is the
 control, and encrypted schemes keep every column a privacy verdict.
+
+A readable transform can be undone: `inversion` recovers the plain features (white-box with
+the transform's file, which a target exposes as `served_transform`; black-box with a learned
+map), and every attack, attributes included, is then gated on the recovered features as a
+leak, in the readings `inverted-whitebox` / `inverted-blackbox`.
 """
 
 from __future__ import annotations

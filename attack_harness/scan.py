@@ -44,6 +44,7 @@ from .attacks import attack_names, default_attacks
 from .attributes import AttributeAttackConfig, jsonable
 from .data import AttackData
 from .errors import ScanInterrupted
+from .inversion import INVERTED, is_inverted
 from .readable import is_readable
 from .reconstruction import DecoderConfig
 from .representations import REPRESENTATIONS
@@ -82,6 +83,7 @@ class ScanConfig:
     progress: bool = True
     crafter_prior: str | None = None  # gan-inversion's public prior (None: the packaged one)
     inversion_steps: int = 20  # gan-inversion's refine steps after the amortiser
+    inverse_readings: tuple[str, ...] = INVERTED  # readable targets only (`inversion`)
 
     def __post_init__(self) -> None:
         bad = set(self.representations) - set(REPRESENTATIONS)
@@ -92,6 +94,9 @@ class ScanConfig:
         if bad or not self.attacks:
             raise ValueError(f"attacks must be among {', '.join(attack_names())}, "
                              f"got {', '.join(sorted(bad)) or 'none'}")
+        if set(self.inverse_readings) - set(INVERTED):
+            raise ValueError(f"inverse_readings must be among {', '.join(INVERTED)}, "
+                             f"got {', '.join(self.inverse_readings)}")
         if self.budget < 1:
             raise ValueError(f"budget must be >= 1, got {self.budget}")
         if any(b < 2 * MIN_TRAINING or b > self.budget for b in self.budgets):
@@ -302,7 +307,12 @@ class _Run:
         entry["attacks"][attack.name] = {"holds": attack.holds, **details}
         self.images[name].update(outcome.images)
         if attack.gated and attack.utility_if_readable and is_readable(view.scheme):
-            entry["utility"] += [_utility(attack, f) for f in outcome.findings]
+            # what the scheme serves readable is utility; read through an inverse attack
+            # (`inversion`) it is the plain feature again: gated as a leak
+            entry["utility"] += [_utility(attack, f) for f in outcome.findings
+                                 if not is_inverted(f.reading)]
+            self.findings[name] += [(attack, f) for f in outcome.findings
+                                    if is_inverted(f.reading)]
         elif attack.gated:
             self.findings[name] += [(attack, f) for f in outcome.findings]
         if outcome.not_applicable and attack.gated:
@@ -426,6 +436,7 @@ def _view(name: str, scheme: str, h: _Harvest, data: AttackData, n: int, evaluat
                   aux_attributes=data.aux_attributes[:n])
     return TargetView(name, scheme, h.responses[:n], h.leaked, cut, evaluator, config,
                       lambda images: h.metered.query(images, charge=True), victim_plain,
+                      getattr(h.metered.target, "served_transform", None),
                       _shared={} if shared is None else shared)
 
 

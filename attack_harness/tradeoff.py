@@ -7,7 +7,10 @@
              it is what an attacker reads). Attributes the model does not carry are left out:
              their ratios are noise over a zero margin.
     privacy  identity: the best rank-1 over the identity attacks (adaptive decoder, basic
-             decoder, GAN-prior inversion); linkability: the best rank-1 across cameras
+             decoder, GAN-prior inversion); linkability: the best rank-1 across cameras. Each
+             twice: on the features as served, and (`*_inverted`) on the features an inverse
+             attack recovered (`inversion`: the insider with the transform's file, or the
+             outsider's learned map), drawn as hollow markers
 
 Plaintext sits at utility 1 with full leakage, an encryption scheme at utility ~0 with chance
 leakage; Crafter targets (one per beta) lie between, and where they lie is the measurement.
@@ -19,13 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from .inversion import INVERTED, is_inverted
+
 __all__ = ["tradeoff_points", "tradeoff_png", "tradeoff_html", "tradeoff_table"]
 
 _SERIES = (("identity", (200, 30, 30)), ("linkability", (30, 90, 200)))
 
 
-def _best(tests: list[dict], column: str) -> dict | None:
-    cands = [t for t in tests if t["column"] == column and t.get("summary")]
+def _best(tests: list[dict], column: str, inverted: bool = False) -> dict | None:
+    cands = [t for t in tests if t["column"] == column and t.get("summary")
+             and is_inverted(t["reading"]) == inverted]
     return max(cands, key=lambda t: t["score"] - t["chance"], default=None)
 
 
@@ -70,6 +76,12 @@ def tradeoff_points(result: Any) -> list[dict]:
             if best:
                 point[column], point[f"{column}_chance"] = best["score"], best["chance"]
                 point[f"{column}_attack"] = best["attack"]
+            best = _best(tests, column, inverted=True)
+            if best:
+                point[f"{column}_inverted"] = best["score"]
+                point[f"{column}_inverted_reading"] = best["reading"]
+        cos = entry.get("attacks", {}).get("inversion", {})
+        point["inverted_cosine"] = {r: cos[r]["mean"] for r in INVERTED if r in cos}
         out.append(point)
     return out
 
@@ -117,6 +129,9 @@ def tradeoff_png(points: list[dict], size: tuple[int, int] = (420, 280)) -> np.n
             if i == 0:
                 label = f"b={p['beta']:g}" if p["beta"] is not None else p["scheme"][:10]
                 d.text((cx + 4, cy - 12), label, fill=(60, 60, 60))
+            if p.get(f"{column}_inverted") is not None:  # the same point, features inverted
+                ix, iy = px(x, p[f"{column}_inverted"])
+                d.ellipse([ix - 4, iy - 4, ix + 4, iy + 4], outline=colour)
         d.text((left + 4 + 110 * i, h - 16), column, fill=colour)
     return np.asarray(img)
 
@@ -125,15 +140,18 @@ def tradeoff_table(points: list[dict]) -> str:
     """Plain-text rows for the console and the README."""
     carried = ", ".join(points[0]["utility_attributes"]) if points else ""
     rows = [f"utility: attribute margin retained on the attributes the plaintext control "
-            f"carries ({carried or 'none'})",
-            "target                      utility  attributes  identity (chance)  linkability (chance)"]
+            f"carries ({carried or 'none'}); inverted: the same attacks on features an inverse "
+            f"attack recovered",
+            "target                      utility  attributes  identity (chance)  linkability "
+            "(chance)  identity/linkability inverted"]
     for p in points:
         def f(v, fmt="{:.3f}"):
             return fmt.format(v) if v is not None else "-"
         rows.append(f"{p['target']:<27} {f(p.get('utility'), '{:.2f}'):>7}  "
                     f"{f(p.get('attributes')):>10}  "
                     f"{f(p.get('identity'))} ({f(p.get('identity_chance'))})     "
-                    f"{f(p.get('linkability'))} ({f(p.get('linkability_chance'))})")
+                    f"{f(p.get('linkability'))} ({f(p.get('linkability_chance'))})     "
+                    f"{f(p.get('identity_inverted'))} / {f(p.get('linkability_inverted'))}")
     return "\n".join(rows)
 
 
@@ -152,6 +170,7 @@ def tradeoff_html(result: Any) -> str:
             "attribute balanced accuracy above chance, as a share of the plaintext control's; "
             "for a readable scheme it is reported as utility, never as a leak. Privacy: best "
             "identity rank-1 over the adaptive decoder, the basic decoder and GAN-prior "
-            "inversion (red), linkability rank-1 (blue); dashed: chance.</p>"
+            "inversion (red), linkability rank-1 (blue); hollow: the same attacks on the "
+            "features an inverse attack recovered (readable schemes); dashed: chance.</p>"
             f"<img src='{png_data_uri(chart)}' width='{chart.shape[1]}' "
             f"height='{chart.shape[0]}'><pre>{escape(tradeoff_table(points))}</pre>")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
 from ..attributes import MIN_IDS_PER_CLASS, attribute_attack
-from ..representations import ORDERED
 
 
 @register
@@ -26,7 +25,7 @@ class AttributeInference(Attack):
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
         findings, skipped = [], {}
-        for rep in [r for r in cfg.representations if r in ORDERED]:
+        for rep in view.readings(ordered=True):
             res = attribute_attack(view.solver(rep), data.aux_attributes, data.aux_ids,
                                    view.reading(rep)[1], data.victim_attributes, data.victim_ids,
                                    data.attribute_names, data.attribute_classes, cfg.attribute,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..attack import Attack, Outcome, TargetView, register
+from ..inversion import offered
 from ..linear import KernelRidgeCV
 from ..prior_inversion import identity_finding
 from ..reconstruction import reconstruction_attack
@@ -28,17 +29,22 @@ class BasicDecoder(Attack):
 
     def run(self, view: TargetView) -> Outcome:
         cfg, data = self.config, view.data
-        x_vic = view.reading("float")[1]
         plain = view.aux_plain
-        if x_vic.shape[1] != plain.shape[1]:  # e.g. ciphertext words: nothing to decode
+        if view.reading("float")[1].shape[1] != plain.shape[1]:  # e.g. ciphertext words
             return Outcome(not_applicable="the leaked outputs are not model-sized features")
         x_train = KernelRidgeCV(plain, data.aux_ids, cfg.attribute.folds, cfg.attribute.clip,
                                 cfg.seed) if cfg.decoder.kind == "ridge" else plain
-        rec = reconstruction_attack(x_train, data.aux_images, data.aux_ids, x_vic,
-                                    data.victim_images, data.victim_ids, cfg.decoder, cfg.seed,
-                                    cfg.confidence, cfg.n_boot)
-        recon = rec.get("identity_reconstructions", rec["reconstructions"])
-        found = identity_finding(view, recon, "rank-1 (basic decoder)", "float")
         grid = np.flatnonzero(data.victim_is_query)[:cfg.grid]
-        return Outcome([found] if found else [], {"ssim_gain": rec["ssim_gain"]["score"].estimate},
-                       {"basic decoder (plain pairs)": rec["reconstructions"][grid]})
+        findings, details, images = [], {}, {}
+        for rep in ["float", *offered(view)]:  # the leaked outputs as served, then inverted
+            rec = reconstruction_attack(x_train, data.aux_images, data.aux_ids,
+                                        view.reading(rep)[1], data.victim_images,
+                                        data.victim_ids, cfg.decoder, cfg.seed, cfg.confidence,
+                                        cfg.n_boot)
+            recon = rec.get("identity_reconstructions", rec["reconstructions"])
+            found = identity_finding(view, recon, "rank-1 (basic decoder)", rep)
+            findings += [found] if found else []
+            details[rep] = {"ssim_gain": rec["ssim_gain"]["score"].estimate}
+            label = "" if rep == "float" else f" [{rep}]"
+            images[f"basic decoder (plain pairs){label}"] = rec["reconstructions"][grid]
+        return Outcome(findings, details, images)

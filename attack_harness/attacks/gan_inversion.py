@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..attack import Attack, Outcome, TargetView, register
+from ..inversion import offered
 from ..prior_inversion import identity_finding, load_attacker_prior, prior_inversion
 
 
@@ -29,16 +30,21 @@ class GanInversion(Attack):
         prior = load_attacker_prior(getattr(cfg, "crafter_prior", None))
         if prior is None or not hasattr(view.evaluator, "torch_forward"):
             return Outcome(not_applicable="no GAN prior file (featurelock crafter train)")
-        x_vic = view.reading("float")[1]
-        if x_vic.shape[1] != view.victim_plain.shape[1]:
+        width = view.reading("float")[1].shape[1]
+        if width != view.victim_plain.shape[1]:
             return Outcome(not_applicable="the leaked outputs are not model-sized features")
         G, inv = prior
-        expects = getattr(inv.net[0], "in_features", x_vic.shape[1])
-        if expects != x_vic.shape[1]:
+        expects = getattr(inv.net[0], "in_features", width)
+        if expects != width:
             return Outcome(not_applicable=f"the GAN prior's inverter takes {expects}-d features, "
-                                          f"the model gives {x_vic.shape[1]}-d")
-        recon = prior_inversion(G, inv, view.evaluator.torch_forward, x_vic,
-                                data.victim_images.shape[1:3], getattr(cfg, "inversion_steps", 20))
-        found = identity_finding(view, recon, "rank-1 (GAN inversion)", "float")
+                                          f"the model gives {width}-d")
         grid = np.flatnonzero(data.victim_is_query)[:cfg.grid]
-        return Outcome([found] if found else [], {}, {"GAN-prior inversion": recon[grid]})
+        findings, images = [], {}
+        for rep in ["float", *offered(view)]:  # the leaked outputs as served, then inverted
+            recon = prior_inversion(G, inv, view.evaluator.torch_forward, view.reading(rep)[1],
+                                    data.victim_images.shape[1:3],
+                                    getattr(cfg, "inversion_steps", 20))
+            found = identity_finding(view, recon, "rank-1 (GAN inversion)", rep)
+            findings += [found] if found else []
+            images["GAN-prior inversion" + ("" if rep == "float" else f" [{rep}]")] = recon[grid]
+        return Outcome(findings, {}, images)

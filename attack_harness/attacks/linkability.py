@@ -29,7 +29,7 @@ import numpy as np
 from ..attack import Attack, Finding, Outcome, TargetView, register
 from ..linear import KernelRidgeCV, Standardizer
 from ..metrics import FMR_1E3, mean_interval, retrieval, threshold_at_fmr, verification_scores
-from ..representations import ORDERED, column_similarity
+from ..representations import column_similarity
 
 LAMBDAS = (1e-2, 1e-1, 1.0, 10.0, 100.0)  # x mean Gram diagonal
 
@@ -118,10 +118,11 @@ class Linkability(Attack):
                                  data.victim_ids[q], data.victim_ids[~q], valid_pairs, cfg, "-")
         if isinstance(model_tar, Finding):
             details["model TAR@FMR1e-3"] = model_tar.score.estimate
-        for rep in cfg.representations:
+        ordered = set(view.readings(ordered=True))
+        for rep in view.readings():
             aux, vic = view.reading(rep)
             sims = {}
-            if rep in ORDERED:
+            if rep in ordered:
                 z = Standardizer(np.concatenate([aux, vic]), cfg.attribute.clip)(vic)
                 sims["zero-query"] = _cosine(z[q], z[~q])
                 w = learned_projection(view.solver(rep), data.aux_ids)

@@ -17,7 +17,6 @@ from ..attack import Attack, Finding, Outcome, TargetView, register
 from ..metrics import SsimTruth
 from ..readable import is_readable
 from ..reconstruction import identity_leakage, reconstruction_attack, template_inversion
-from ..representations import ORDERED
 
 
 @register
@@ -34,7 +33,7 @@ class ImageReconstruction(Attack):
         truth = getattr(self, "_truth", None)
         if truth is None or truth.truth is not data.victim_images:  # the same for every target
             truth = self._truth = SsimTruth(data.victim_images)
-        for rep in [r for r in cfg.representations if r in ORDERED]:
+        for rep in view.readings(ordered=True):
             x_aux, x_vic = view.reading(rep)
             rec = reconstruction_attack(view.solver(rep) if cfg.decoder.kind == "ridge" else x_aux,
                                         data.aux_images, data.aux_ids, x_vic, data.victim_images,

@@ -32,7 +32,8 @@ def scan():
     targets = {"plain": LocalTarget(embed, name="plain"),
                "crafted": crafter_target(BETA, embed, DEFAULT_CRAFTER_DIR)}
     config = ScanConfig(budget=200, representations=("float",), n_boot=200, progress=False,
-                        attacks=("attributes", "reconstruction", "basic-decoder"))
+                        attacks=("attributes", "reconstruction", "basic-decoder"),
+                        inverse_readings=())  # the inverse attacks: test_inversion.py
     return run_scan(targets, config, synthetic_data(200, n_victim_ids=20, seed=0), evaluator)
 
 
