@@ -310,9 +310,21 @@ def run(args: argparse.Namespace) -> int:
                             progress=not args.no_progress,
                             crafter_prior=str(Path(args.crafter_dir) / "prior.pt")
                             if getattr(args, "crafter_dir", None) else None)
-    a.add_argument("--dataset", default=None,
-                   metavar="synthetic|synthetic-faces|market1501:PATH|folder:PATH",
-                   help=DATASET_HELP)
+        if args.model_file and args.model:
+            raise ValueError("give --model-file or --model, not both")
+        if args.profile and not args.model_file:
+            raise ValueError("--profile describes --model-file's input; give --model-file")
+        evaluator = default_evaluator(args.model or "reid-compact", args.weights, args.seed,
+                                      model_file=args.model_file, profile=args.profile)
+        size = _fitted_size(evaluator)
+        dataset = args.dataset or default_dataset(getattr(evaluator, "profile", None))
+        check_domain(dataset, getattr(evaluator, "profile", None), args.model or "the model")
+        if dataset == "synthetic" and size != (128, 64):
+            print(f"featurelock scan: warning: the synthetic pedestrians (128x64) are not your "
+                  f"model's input ({size[0]}x{size[1]}); scan with your own images: "
+                  f"--dataset folder:PATH", file=sys.stderr)
+        targets = build_targets(args, evaluator)
+        data = load_dataset(dataset, args.budget, args.seed, args.victim_ids, size=size)
     except (ValueError, TypeError) as exc:
         print(f"featurelock scan: {exc}", file=sys.stderr)
         return 2
