@@ -25,9 +25,13 @@ How, per message (D words, D ~ 256 is plenty):
      that lean (bias below 1/2 plus negative correlation with the decoded exponent), in
      z-scores. The top bits are right most of the time; each one right halves the error.
 
-Measured (default re-ID model, synthetic pedestrians, 540 messages of 256 dims under
-shufflebits-otp; `make otp-readers` re-measures): see the README's attack harness section.
-Random words (aes-256-gcm, shufflebits-masked) decode to finite noise, never NaN or inf.
+Measured (default re-ID model, synthetic pedestrians: the demo's 300 attacker and 240 victim
+images, all 540 messages under shufflebits-otp): signs 100 % right, exponent bits 98.9 %
+(exact exponents 93.7 % of words), cosine to the true features mean 0.976, median 0.993 (the
+bottom 1 % of messages ~0.5: a low exponent bit taken for a mantissa bit). A scan reports it
+per target (`decoded`). Time: about 10 s for the 540 messages on one loaded shared core.
+Random words (aes-256-gcm, shufflebits-masked) have no constant column, so no search runs:
+they decode to finite noise, never NaN or inf.
 """
 
 from __future__ import annotations
@@ -146,6 +150,8 @@ def _message_exponent(cols: np.ndarray, log_norm: float,
     share = cols.mean(axis=1)
     minority, zeros, ones, others = _constants(share)
     exponent = (zeros[:1] + ones + others + zeros[1:])[:_EXP]
+    if not zeros and not ones:  # no float structure (random words: aes, masked): no search
+        return exponent
     exponent, best = _descend(exponent, minority, list(range(32)),
                               lambda c: np.abs(_log_norms(_exponents(cols, c)) - log_norm))
     limit = max(best, 0.0) + _NORM_SLACK

@@ -34,7 +34,7 @@ READINGS = ("float", "bits", "structure", "columns", "recovered")
 ATTACKS = ("equality", "key-recovery", "linkability", "attributes", "reconstruction")
 DECODER = DecoderConfig(lambdas=(1.0, 10.0), blurs=(0.0, 3.0), shrinks=(0.5, 1.0))
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
