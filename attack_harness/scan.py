@@ -248,7 +248,8 @@ def _decoded(view: TargetView, config: ScanConfig) -> dict:
         out[rep] = {"cosine_mean": round(float(cos.mean()), 4),
                     "cosine_median": round(float(np.median(cos)), 4),
                     "cosine_p10": round(float(np.percentile(cos, 10)), 4),
-                    "sign_agreement": round(float((np.signbit(got) == np.signbit(truth)).mean()), 4)}
+                    "sign_agreement": round(float(np.mean(np.signbit(got) == np.signbit(truth))),
+                                            4)}
     return out
 
 

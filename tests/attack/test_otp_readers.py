@@ -50,7 +50,7 @@ def test_equality_tolerates_last_bit_noise_but_not_another_image(rng):
     assert (other < EQUAL / 2).all() and (random == 0).all()
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0])
 def test_recovered_features_match_the_truth(seed):
     """Over seeds 0-9 (160 messages each): mean cosine 0.967-0.981 (median 0.993), signs
     0.994-1.0; the thresholds leave a margin of 0.037 and 0.014."""
