@@ -119,7 +119,10 @@ _CLASS = {"leak": "leak", "within chance": "ok", "inconclusive": "nopower"}
 def _html(result: ScanResult) -> str:
     e = html.escape
     cfg = result.config
-    level = result.tests[0]["simultaneous_level"] if result.tests else cfg.confidence
+    per_target = {t["target"]: 0 for t in result.tests}
+    for t in result.tests:
+        per_target[t["target"]] += 1
+    counts = ", ".join(f"{n} for {name}" for name, n in per_target.items()) or "none"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>featurelock scan</title>"
              f"<style>{_CSS}</style></head><body><h1>featurelock scan</h1>",
              f"<p>Exit status <b>{result.exit_status()}</b> (fail-if {e(cfg.fail_if)}). "
@@ -128,7 +131,7 @@ def _html(result: ScanResult) -> str:
              f"{cfg.budget} queries per target, seed {cfg.seed}, {result.seconds:.0f}s. "
              f"Plaintext control: <b>{e(result.control)}</b>.</p>",
              f"<p class='muted'>A test leaks when the lower end of its simultaneous interval "
-             f"(Bonferroni over {len(result.tests)} tests, each at level {level:.5f}) exceeds "
+             f"(Bonferroni over the target's own tests: {e(counts)}) exceeds "
              f"chance + margin ({cfg.margin} absolute; {cfg.ssim_margin} for SSIM gain; "
              f"{cfg.psnr_margin_db} dB for PSNR). "
              f"Intervals resample victim identities. A column is <b>within chance</b> only "
@@ -146,6 +149,7 @@ def _html(result: ScanResult) -> str:
         parts.append(f"<h2>{e(name)} <span class='muted'>({e(entry['scheme'])}, "
                      f"{entry['queries_charged']} charged queries"
                      f"{'; the plaintext control' if entry['control'] else ''})</span></h2>")
+        parts.append(_decoded_html(entry.get("decoded") or {}))
         parts.append(_attacks_html(entry))
         parts.append(_tests_table(result, name))
         parts.append(_grid(result.images.get(name, {})))
@@ -183,6 +187,16 @@ def _verdict_table(result: ScanResult) -> str:
                     f"{''.join(cells)}<td class='{cls}'>{html.escape(v['verdict'])}</td></tr>")
     return (f"<table><tr><th>target</th><th>scheme</th>{head}<th>verdict</th></tr>"
             f"{''.join(rows)}</table>")
+
+
+def _decoded_html(decoded: dict) -> str:
+    """One line per decoding reading: how close its features are to the truth."""
+    if not decoded:
+        return ""
+    items = "; ".join(f"[{html.escape(rep)}] cosine to the true features: mean "
+                      f"{d['cosine_mean']:.3f}, median {d['cosine_median']:.3f}, signs "
+                      f"{d['sign_agreement']:.3f}" for rep, d in decoded.items())
+    return f"<p class='muted'>Decoded from ciphertext alone (scoring only): {items}</p>"
 
 
 def _attacks_html(entry: dict) -> str:

@@ -16,6 +16,10 @@ envelope format is public, so the attacker can find the payload (but never open 
              every element), each centred and unit-normalised. A bit permutation drawn
              afresh per message (shufflebits-otp) reorders the columns but keeps each one,
              so messages are compared column against column in any order (`column_similarity`)
+    recovered the ciphertext-only attack on a bit permutation drawn afresh per message
+             (`realign`): each message's sign, exponent and top mantissa columns found from
+             its own statistics and the other messages', and the values decoded with them;
+             every ordered attack then runs on the recovered features
 
 For plaintext responses the payload is the little-endian float32 feature bytes. `columns` has
 no fixed coordinate order (ORDERED lists the readings that do): learned attacks that fit one
@@ -31,12 +35,13 @@ import numpy as np
 from featurelock.middleware import Envelope
 from featurelock.middleware.errors import DecryptionError
 
-__all__ = ["REPRESENTATIONS", "ORDERED", "Response", "payload_words", "raw_bytes", "float_view",
+__all__ = ["REPRESENTATIONS", "ORDERED", "DECODED", "Response", "payload_words", "raw_bytes", "float_view",
            "bits_view", "hamming_view", "bytes_view", "columns_view", "column_similarity",
            "represent", "words_from_bits"]
 
-REPRESENTATIONS = ("float", "bits", "hamming", "bytes", "structure", "columns")
-ORDERED = ("float", "bits", "hamming", "bytes", "structure")
+REPRESENTATIONS = ("float", "bits", "hamming", "bytes", "structure", "columns", "recovered")
+ORDERED = ("float", "bits", "hamming", "bytes", "structure", "recovered")
+DECODED = ("structure", "recovered")  # readings that decode feature values from ciphertext
 Response = np.ndarray | bytes | bytearray
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -148,4 +153,8 @@ def represent(responses: Sequence[Response], name: str) -> np.ndarray:
         return decode(words, infer_layout(words)).astype(np.float32)
     if name == "columns":
         return columns_view(words).reshape(len(words), -1)
+    if name == "recovered":
+        from .realign import recover
+
+        return recover(words)
     raise ValueError(f"unknown representation {name!r}; choose one of {', '.join(REPRESENTATIONS)}")

@@ -5,9 +5,11 @@ AES-256-CTR keystream under an HKDF subkey and the message's random 96-bit nonce
 the envelope), so equal features no longer give equal ciphertexts. Authenticated by an AES-GCM
 tag in the envelope.
 
-Security: randomised, but still a pure bit permutation: each element's Hamming weight survives,
-and that alone leaks attributes (measured: shared/research/shufflebits.md). NOT semantically
-secure. Size-preserving: the ciphertext is a float32 array of the same shape.
+Security: randomised, but still a pure bit permutation: each bit column of a message survives,
+so the same features encrypted twice are recognised (equality), people are linked across
+cameras, and the values themselves are recovered from ciphertext alone (the attack harness's
+`recovered` reading: sign, exponent and top mantissa columns found per message). NOT
+semantically secure, NOT a one-time pad in any useful sense. Size-preserving: the ciphertext is a float32 array of the same shape.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ class ShuffleBitsOtp(PermutationScheme):
     scheme_id = 3
     key_size = 32
     legacy_nonce_size = 16
-    leaks = ("a fresh bit permutation per message keeps each word's Hamming weight and every "
-             "bit column of the message, so an attacker that reads whole messages links people "
-             "across cameras (featurelock scan: rank-1 0.83 vs 0.009 chance)")
+    leaks = ("a fresh bit permutation per message keeps every bit column of the message, so "
+             "an attacker that reads whole messages recognises equal features, links people "
+             "across cameras and recovers the values from ciphertext alone (featurelock scan)")
 
     __slots__ = ("_networks",)
 

@@ -6,6 +6,13 @@ image (a person seen twice, a replayed photo) without reading either. A server m
 two requests differently and compute features that differ in their last bits (measured over
 TorchServe: 10-12% of a response's bits), so "equal" is "fewer than a quarter of the bits
 differ": randomised ciphertexts differ in about half.
+
+Two readers, each its own test: the raw bytes (a deterministic scheme), and the messages'
+canonical forms (`featurelock.attack_harness.canonical`): a fresh bit permutation per
+message (shufflebits-otp) changes half the bits but keeps every bit column, so the same image
+twice shares its columns up to the low mantissa bits that batching scrambles. The canonical
+test is calibrated on the victims' leaked outputs: how many pairs of DISTINCT images it would
+call equal (reported as `false_matches`).
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..attack import Attack, Finding, Outcome, TargetView, register
+from ..canonical import EQUAL, canonical_columns, equal_share_matrix, twin_share
 from ..metrics import mean_interval
-from ..representations import raw_bytes
+from ..representations import payload_words, raw_bytes
 
 PROBES = 8
 NEAR = 0.25  # share of differing bits below which two responses count as equal
@@ -45,11 +53,28 @@ class EqualityProbe(Attack):
         again = view.probe(view.data.aux_images[first])
         diff = np.array([differing_bits(raw_bytes(a), raw_bytes(view.responses[i]))
                          for a, i in zip(again, first)])
-        same = (diff < NEAR).astype(np.float64)
-        score = mean_interval(same, ids[first], self.config.confidence, self.config.n_boot,
-                              self.config.seed)
-        return Outcome([Finding("equality", "equal responses", score, 0.0, int(same.size),
-                                summary=True)],
-                       {"probes": int(same.size), "equal": int(same.sum()),
+        twins = twin_share(payload_words(again), payload_words([view.responses[i] for i in first]))
+        cfg, groups = self.config, ids[first]
+        findings = []
+        for what, reading, same in (("equal responses", "bytes", diff < NEAR),
+                                    ("equal canonical forms", "columns", twins >= EQUAL)):
+            score = mean_interval(same.astype(np.float64), groups, cfg.confidence, cfg.n_boot,
+                                  cfg.seed)
+            findings.append(Finding("equality", what, score, 0.0, int(same.size), reading,
+                                    summary=True))
+        return Outcome(findings,
+                       {"probes": int(diff.size), "equal": int((diff < NEAR).sum()),
                         "bit_identical": int((diff == 0).sum()),
-                        "differing_bits": [round(float(d), 4) for d in diff]})
+                        "differing_bits": [round(float(d), 4) for d in diff],
+                        "canonical_equal": int((twins >= EQUAL).sum()),
+                        "canonical_twin_share": [round(float(t), 3) for t in twins],
+                        **_false_matches(view.leaked)})
+
+
+def _false_matches(leaked) -> dict:
+    """Pairs of distinct leaked outputs (distinct images) the canonical test calls equal."""
+    cols = canonical_columns(payload_words(leaked))
+    share = equal_share_matrix(cols, cols)
+    np.fill_diagonal(share, 0.0)
+    n = len(cols)
+    return {"false_matches": int((share >= EQUAL).sum() // 2), "distinct_pairs": n * (n - 1) // 2}

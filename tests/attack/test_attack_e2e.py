@@ -14,7 +14,7 @@ from featurelock.attack_harness.targets import HttpTarget  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-SCHEMES = ("plaintext", "aes-256-gcm", "shufflebits", "hpke-x25519")
+SCHEMES = ("plaintext", "aes-256-gcm", "shufflebits", "shufflebits-otp", "hpke-x25519")
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,11 @@ def test_small_scan_over_http(server, tmp_path):
     # same image sent twice comes back identical.
     sb = result.verdicts["shufflebits"]["columns"]
     assert sb["key recovery"]["status"] == "leak" and sb["equality"]["status"] == "leak"
+    # A fresh permutation per message: the bytes differ, the canonical forms do not, whatever
+    # last bits the server's batching changed.
+    otp = [t for t in result.tests if t["target"] == "shufflebits-otp" and t["leak"]
+           and t["column"] == "equality"]
+    assert [t["what"] for t in otp] == ["equal canonical forms"]
     for sealed in ("aes-256-gcm", "hpke-x25519"):
         assert result.verdicts[sealed]["columns"]["equality"]["status"] == "within chance"
     paths = write_reports(result, tmp_path)

@@ -68,7 +68,7 @@ def test_represent_shapes_and_unknown_name(rng):
     resp = [rng.standard_normal(8).astype(np.float32) for _ in range(3)]
     dims = {name: represent(resp, name).shape for name in REPRESENTATIONS}
     assert dims == {"float": (3, 8), "bits": (3, 256), "hamming": (3, 8), "bytes": (3, 32),
-                    "structure": (3, 8), "columns": (3, 256)}
+                    "structure": (3, 8), "columns": (3, 256), "recovered": (3, 8)}
     assert all(represent(resp, n).dtype == np.float32 for n in REPRESENTATIONS)
     with pytest.raises(ValueError, match="unknown representation"):
         represent(resp, "pixels")
