@@ -105,10 +105,12 @@ class TemplateScheme(ABC):
 
     # -- what a stolen key gives ----------------------------------------------------------
 
-    def estimate_from_key(self, templates: np.ndarray) -> np.ndarray | None:
+    def estimate_from_key(self, templates: np.ndarray,
+                          init: np.ndarray | None = None) -> np.ndarray | None:
         """The scheme-specific inversion with the key (stolen token): (N, m) -> (N, dim)
         embedding estimates, or None when the scheme has no closed form (the harness then
-        relies on the generic attacks: the key lets an attacker make unlimited known pairs)."""
+        relies on the generic attacks: the key lets an attacker make unlimited known pairs).
+        `init`: a starting guess, used by iterative solvers and ignored by closed forms."""
         return None
 
     def __repr__(self) -> str:

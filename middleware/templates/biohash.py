@@ -48,5 +48,5 @@ class BioHashing(TemplateScheme):
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return hamming_similarity(a, b)
 
-    def estimate_from_key(self, templates: np.ndarray) -> np.ndarray:
+    def estimate_from_key(self, templates: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
         return (2.0 * np.asarray(templates, np.float64) - 1.0) @ self._q.T

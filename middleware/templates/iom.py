@@ -62,7 +62,7 @@ class IndexOfMax(TemplateScheme):
             out += oa @ ob.T
         return out / self.hashes
 
-    def estimate_from_key(self, templates: np.ndarray) -> np.ndarray:
+    def estimate_from_key(self, templates: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
         t = np.asarray(templates, np.int64)
         cols = t + np.arange(self.hashes)[None, :] * self.q  # winning column per hash
         return self._w.T[cols].sum(axis=1)

@@ -68,19 +68,28 @@ class PolyProtect(TemplateScheme):
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return cosine_similarity(a, b)
 
-    def estimate_from_key(self, templates: np.ndarray, iterations: int = 30) -> np.ndarray:
-        """Gauss-Newton from 0 with minimum-norm least-squares steps, then unit-normalised."""
+    def estimate_from_key(self, templates: np.ndarray, init: np.ndarray | None = None,
+                          iterations: int = 40) -> np.ndarray:
+        """A numerical solver: damped Gauss-Newton with minimum-norm steps, from `init` (e.g. a
+        regression's guess) or 0, then unit-normalised."""
         p = np.asarray(templates, np.float64)
-        v = np.zeros((len(p), self._padded))
+        n = len(p)
+        v = np.zeros((n, self._padded))
+        if init is not None:
+            v[:, :self.dim] = np.asarray(init, np.float64)
+        rows = np.repeat(np.arange(self.k), self.window)
+        cols = self._idx.ravel()
+        keep = cols < self.dim  # padding is fixed at zero, not a variable
+        rows, cols = rows[keep], cols[keep]
         for _ in range(iterations):
             w = v[:, self._idx]
             resid = (self._c * w ** self._e).sum(axis=2) - p  # (N, k)
-            dw = self._c * self._e * w ** (self._e - 1)  # (N, k, m)
-            for i in range(len(p)):
-                jac = np.zeros((self.k, self._padded))
-                np.add.at(jac, (np.repeat(np.arange(self.k), self.window), self._idx.ravel()),
-                          dw[i].ravel())
-                step = np.linalg.lstsq(jac[:, :self.dim], resid[i], rcond=None)[0]
-                v[i, :self.dim] -= step
+            dw = (self._c * self._e * w ** (self._e - 1)).reshape(n, -1)[:, keep]
+            jac = np.zeros((n, self.k, self.dim))
+            jac[:, rows, cols] = dw
+            gram = jac @ jac.transpose(0, 2, 1)
+            mu = 1e-6 * np.trace(gram, axis1=1, axis2=2)[:, None, None] / self.k + 1e-12
+            step = np.linalg.solve(gram + mu * np.eye(self.k), resid[:, :, None])
+            v[:, :self.dim] -= (jac.transpose(0, 2, 1) @ step)[:, :, 0]
         est = v[:, :self.dim]
         return est / np.maximum(np.linalg.norm(est, axis=1, keepdims=True), 1e-12)

@@ -46,5 +46,5 @@ class RandomProjection(TemplateScheme):
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return cosine_similarity(a, b)
 
-    def estimate_from_key(self, templates: np.ndarray) -> np.ndarray:
+    def estimate_from_key(self, templates: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(templates, np.float64) @ self._q.T
