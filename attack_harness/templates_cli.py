@@ -75,12 +75,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .templates_eval import evaluate_scheme, gaussian_data, plaintext_row
 
+    from featurelock.middleware.templates import template_scheme_class
+
+    specs = [parse_spec(s.strip()) for s in args.schemes.split(",") if s.strip()]
+    for name, _ in specs:
+        template_scheme_class(name)  # an unknown name fails before any work
     started = time.perf_counter()
     data = reid_data(args.seed) if args.data == "reid" else gaussian_data(seed=args.seed)
     pairs = tuple(int(k) for k in args.known_pairs.split(",") if k.strip())
     rows = [plaintext_row(data, pairs, args.seed)]
-    for spec in filter(None, (s.strip() for s in args.schemes.split(","))):
-        name, params = parse_spec(spec)
+    for spec, (name, params) in zip(filter(None, (s.strip() for s in args.schemes.split(","))),
+                                    specs):
         row = evaluate_scheme(name, data, args.seed, params=params, known_pairs=pairs)
         row["spec"] = spec
         rows.append(row)
@@ -98,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _line(row: dict) -> str:
-    best = max((a["system_accept"] for a in row.get("attacks", {}).values()), default=float("nan"))
+    best = max((a["system_accept"] for name, a in row.get("attacks", {}).items()
+                if name != "baseline_mean_guess"), default=float("nan"))
     return (f"{row.get('spec', row['scheme']):<24} rank1 {row['rank1']:.3f}  "
             f"TAR@1e-3 {row['tar_at_fmr']:.3f}  EER {row['eer']:.3f}  "
             f"Dsys across {row['d_sys_across_keys']:.3f}  within {row['d_sys_within_key']:.3f}  "
