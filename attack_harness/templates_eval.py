@@ -219,7 +219,8 @@ def _make(name: str, secret: bytes, dim: int, params: dict, seed: int) -> Templa
 
 
 def evaluate_scheme(name: str, data: TemplateData, seed: int = 0, params: dict | None = None,
-                    known_pairs: tuple[int, ...] = (32, 128, 512), attacks: bool = True) -> dict:
+                    known_pairs: tuple[int, ...] = (32, 128, 512), attacks: bool = True,
+                    key_pairs: int = 5) -> dict:
     params = params or {}
     rng = np.random.default_rng([seed, 0xA11CE])
     key_a = _make(name, _secret(rng), data.dim, params, seed)
@@ -229,6 +230,14 @@ def evaluate_scheme(name: str, data: TemplateData, seed: int = 0, params: dict |
     row = {"scheme": name, "params": key_a.params(), "template_shape": list(t_a.shape[1:]),
            "template_dtype": str(t_a.dtype), **_accuracy(within, data)}
     row.update(_linkage_across(key_a, t_a, t_b, data))
+    # Linkage depends on the key pair for some schemes (PolyProtect): more pairs, the range.
+    spread = [row["d_sys_across_keys"]]
+    for i in range(1, key_pairs):
+        c, d = (_make(name, _secret(rng), data.dim, params, seed + 2 * i + j) for j in (0, 1))
+        spread.append(_linkage_across(c, c.protect(data.victim_x), d.protect(data.victim_x),
+                                      data)["d_sys_across_keys"])
+    row["d_sys_across_keys_range"] = [min(spread), max(spread)]
+    row["key_pairs"] = key_pairs
     row["d_sys_within_key"] = d_sys(*pair_scores(within, data.victim_ids, data.victim_ids,
                                                  same_set=True))
     if attacks:
