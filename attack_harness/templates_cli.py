@@ -106,10 +106,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _line(row: dict) -> str:
+    spread = row.get("d_sys_across_keys_range")
+    spread = f"[{spread[0]:.3f}, {spread[1]:.3f}]" if spread else ""
     best = max((a["system_accept"] for name, a in row.get("attacks", {}).items()
                 if name != "baseline_mean_guess"), default=float("nan"))
     return (f"{row.get('spec', row['scheme']):<24} rank1 {row['rank1']:.3f}  "
             f"TAR@1e-3 {row['tar_at_fmr']:.3f}  EER {row['eer']:.3f}  "
             f"Dsys across {row['d_sys_across_keys']:.3f} "
-            f"{row.get('d_sys_across_keys_range', '')}  within {row['d_sys_within_key']:.3f}  "
+            f"{spread}  within {row['d_sys_within_key']:.3f}  "
             f"best attack accepted {best:.3f}")

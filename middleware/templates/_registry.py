@@ -8,6 +8,7 @@ the ones in `_NOT_SCHEMES` on first use, so adding a scheme is adding a module.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 
 from ._base import TemplateScheme
@@ -30,16 +31,10 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    for info in pkgutil.iter_modules(_package_path()):
+    for info in pkgutil.iter_modules([os.path.dirname(__file__)]):
         if not info.name.startswith("_") and info.name not in _NOT_SCHEMES:
             importlib.import_module(f"{__package__}.{info.name}")
     _loaded = True
-
-
-def _package_path() -> list[str]:
-    import os
-
-    return [os.path.dirname(__file__)]
 
 
 def template_schemes() -> dict[str, type[TemplateScheme]]:

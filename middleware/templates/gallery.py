@@ -146,7 +146,11 @@ class Gallery:
                              f"{scheme.params()}")
         if meta["key_id"] != scheme.key_id():
             raise ValueError(f"{path}: built with another key (key id {meta['key_id']})")
+        labels = meta["labels"]
+        if labels and (templates.ndim != 2 or len(templates) != len(labels)):
+            raise ValueError(f"{path}: {len(labels)} labels for templates of shape "
+                             f"{templates.shape}")
         gallery = cls(scheme, meta["threshold"])
-        if meta["labels"]:
+        if labels:
             gallery._add(list(meta["labels"]), templates)
         return gallery

@@ -39,8 +39,9 @@ class PolyProtect(TemplateScheme):
         for value, name in ((window, "window"), (overlap, "overlap")):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int")
-        if not 2 <= window <= min(self.dim, 101):
-            raise ValueError(f"window must be in 2..{min(self.dim, 101)}, got {window}")
+        # 100 distinct non-zero coefficients exist in [-50, 50].
+        if not 2 <= window <= min(self.dim, 100):
+            raise ValueError(f"window must be in 2..{min(self.dim, 100)}, got {window}")
         if not 0 <= overlap <= window - 1:
             raise ValueError(f"overlap must be in 0..window-1 ({window - 1}), got {overlap}")
         self.window, self.overlap = int(window), int(overlap)
