@@ -106,11 +106,11 @@ class Gallery:
             raise ValueError(f"k must be >= 1, got {k}")
         limit = self.threshold if threshold is None else threshold
         scores = self.scheme.scores(self.scheme.protect(features), gallery)
-        labels = np.asarray(self._labels)
-        uniq, inverse = np.unique(labels, return_inverse=True)
-        best = np.full((len(scores), len(uniq)), -np.inf)
-        for j in range(len(uniq)):
-            best[:, j] = scores[:, inverse == j].max(axis=1)
+        # Best template per label: group the columns by label, one reduceat.
+        uniq, inverse = np.unique(np.asarray(self._labels), return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]
+        best = np.maximum.reduceat(scores[:, order], starts, axis=1)
         out = []
         for row in best:
             order = np.argsort(-row, kind="stable")[:k]

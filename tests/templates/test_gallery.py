@@ -103,3 +103,19 @@ def test_templates_import_without_torch() -> None:
     code = ("import sys, featurelock.middleware.templates as t; t.template_schemes(); "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_search_ranks_labels_by_their_best_template() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 64))
+    scheme = make_template_scheme("projection", generate_secret(), 64)
+    gallery = Gallery(scheme)
+    gallery.enrol(["b", "a", "c", "a", "b"], x)
+    probe = x[3:4] + 0.01 * rng.standard_normal((1, 64))  # nearest: "a"'s second template
+    s = scheme.scores(scheme.protect(probe), scheme.protect(x))[0]
+    want = sorted(((lab, max(s[i] for i, l in enumerate("bacab") if l == lab)) for lab in "abc"),
+                  key=lambda item: -item[1])
+    got = gallery.search(probe, k=3, threshold=-np.inf)[0]
+    assert [lab for lab, _ in got] == [lab for lab, _ in want] and got[0][0] == "a"
+    assert np.allclose([sc for _, sc in got], [sc for _, sc in want])
+    assert gallery.search(probe, k=3, threshold=got[1][1])[0] == got[:1]
