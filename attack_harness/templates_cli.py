@@ -1,6 +1,7 @@
 """`featurelock templates eval`: judge every template scheme; one JSON table.
 
     featurelock templates eval [--data reid|gaussian] [--schemes biohash,iom,...] [--out FILE]
+    featurelock templates bench [--dim 256] [--gallery 1000]
 
 `--data reid` (default): the embedded default re-ID model (reid-compact) on synthetic
 pedestrians (`featurelock.models.make_splits`): the test identities are the victims (query +
@@ -72,9 +73,46 @@ def configure(parser: argparse.ArgumentParser) -> None:
                     help="key pairs D<->sys across keys is measured over (range reported)")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", type=Path, default=Path("out/templates/eval.json"))
+    bench = sub.add_parser("bench", help="protect and 1:N search cost per scheme (random data)")
+    bench.add_argument("--dim", type=int, default=256)
+    bench.add_argument("--gallery", type=int, default=1000)
+
+
+def bench(dim: int, size: int, repeats: int = 20) -> list[dict]:
+    """Per scheme: protect time per embedding (batch of `size`), one probe's scores against
+    `size` templates and a Gallery top-5 search over `size` labels (medians), bytes/template."""
+    from featurelock.middleware.templates import Gallery, make_template_scheme, template_schemes
+
+    rng = np.random.default_rng(0)
+    x, probe = rng.standard_normal((size, dim)), rng.standard_normal((1, dim))
+    rows = []
+    for name in template_schemes():
+        scheme = make_template_scheme(name, rng.bytes(32), dim)
+        timed = lambda f: float(np.median([_seconds(f) for _ in range(repeats)]))  # noqa: E731
+        templates = scheme.protect(x)
+        gallery = Gallery(scheme)
+        gallery.enrol([str(i) for i in range(size)], x)
+        t_probe = scheme.protect(probe)
+        rows.append({"scheme": name,
+                     "protect_us_per_embedding": timed(lambda: scheme.protect(x)) / size * 1e6,
+                     "scores_1_to_n_ms": timed(lambda: scheme.scores(t_probe, templates)) * 1e3,
+                     "gallery_search_top5_ms": timed(
+                         lambda: gallery.search(probe, k=5, threshold=-np.inf)) * 1e3,
+                     "bytes_per_template": int(templates.nbytes // size)})
+    return rows
+
+
+def _seconds(f) -> float:
+    started = time.perf_counter()
+    f()
+    return time.perf_counter() - started
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "bench":
+        print(json.dumps({"dim": args.dim, "gallery": args.gallery,
+                          "rows": bench(args.dim, args.gallery)}, indent=1))
+        return 0
     from .templates_eval import evaluate_scheme, gaussian_data, plaintext_row
 
     from featurelock.middleware.templates import template_scheme_class

@@ -27,3 +27,13 @@ def test_a_bad_scheme_spec_is_one_line(tmp_path, capsys) -> None:
     assert main(["templates", "eval", "--data", "gaussian", "--schemes", "nope",
                  "--out", str(tmp_path / "x.json")]) == 1
     assert "unknown template scheme 'nope'" in capsys.readouterr().err
+
+
+def test_bench_reports_every_scheme(capsys) -> None:
+    from featurelock.middleware.templates import template_schemes
+
+    assert main(["templates", "bench", "--dim", "16", "--gallery", "20"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {row["scheme"] for row in rows} == set(template_schemes())
+    assert all(row["protect_us_per_embedding"] > 0 and row["bytes_per_template"] > 0
+               for row in rows)
