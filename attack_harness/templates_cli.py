@@ -120,9 +120,11 @@ def run(args: argparse.Namespace) -> int:
     specs = [parse_spec(s.strip()) for s in args.schemes.split(",") if s.strip()]
     for name, _ in specs:
         template_scheme_class(name)  # an unknown name fails before any work
+    pairs = tuple(int(k) for k in args.known_pairs.split(",") if k.strip())
+    if args.key_pairs < 1 or any(k < 2 for k in pairs):
+        raise ValueError("--key-pairs must be >= 1 and every --known-pairs count >= 2")
     started = time.perf_counter()
     data = reid_data(args.seed) if args.data == "reid" else gaussian_data(seed=args.seed)
-    pairs = tuple(int(k) for k in args.known_pairs.split(",") if k.strip())
     rows = [plaintext_row(data, pairs, args.seed)]
     for spec, (name, params) in zip(filter(None, (s.strip() for s in args.schemes.split(","))),
                                     specs):
