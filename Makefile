@@ -8,7 +8,7 @@ SCALE_ARGS ?=
 SOAK_ARGS ?= --seconds 600
 FUZZ_RUNS ?= 1000000
 
-.PHONY: venv js-deps demo docs test self-check test-fast fuzz fuzz-js bench bench-js bench-scale loadtest soak scan-budgets faces faces-scan crafter crafter-scan crafter-bench disguise clean
+.PHONY: venv js-deps demo docs test self-check test-fast fuzz fuzz-js bench bench-js bench-scale loadtest soak scan-budgets faces faces-scan crafter crafter-scan crafter-bench disguise templates-eval clean
 
 venv: $(STAMP)
 
@@ -146,6 +146,11 @@ crafter-bench: $(STAMP)
 # disguise attack at full size beside its control (out/disguise/: utility.json, report.*, picture_*.png).
 disguise: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m featurelock.attack_harness.disguise_repro --out out/disguise
+
+# Protected templates judged beside plaintext (docs/templates.md): accuracy, D<->sys across and
+# within keys, stolen-key / known-pair inversion, on reid-compact features of synthetic pedestrians.
+templates-eval: $(STAMP)
+	OMP_NUM_THREADS=1 $(VENV)/bin/featurelock templates eval --out out/templates/eval.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "package": ("featurelock.handlers.package_cli", "build a TorchServe .mar (no keys inside)"),
     "tenants": ("featurelock.handlers.tenants_cli", "add API consumers (tenants): keyset + access token"),
     "serve": ("featurelock.handlers.serve_cli", "serve models encrypted on TorchServe, Ray Serve or KServe (loopback)"),
+    "templates": ("featurelock.attack_harness.templates_cli", "protected templates: `eval` judges every scheme (accuracy, unlinkability, inversion); `bench` times them"),
     "scan": ("featurelock.attack_harness.cli", "attack an endpoint as a black box; verdict + report"),
     "demo": ("featurelock.middleware.demo", "the product tour on the embedded defaults"),
 }

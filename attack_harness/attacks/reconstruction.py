@@ -61,6 +61,8 @@ class ImageReconstruction(Attack):
                 findings.append(Finding("template_inversion", "success rate @FMR1e-3",
                                         inv.pop("score"), inv["chance"], inv["n"], rep,
                                         summary=True))
+            else:  # e.g. too few impostor pairs for an FMR 1e-3 threshold: say so
+                why = why or inv["skipped"].removeprefix("not applicable: ")
             details[f"{rep} template inversion"] = inv
             margins = {"ssim_gain": cfg.ssim_margin, "psnr_gain": cfg.psnr_margin_db}
             for key, margin in margins.items():
