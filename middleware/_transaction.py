@@ -37,7 +37,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -46,6 +45,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterator, Mapping
 
+from ._files import write_private_atomic
 from ._generation import GENERATION_FILE, encode_generation, parse_generation
 from .errors import KeyStoreError, RegistryBusy
 
@@ -154,29 +154,12 @@ class Transaction:
             if data is None:
                 self._path(name).unlink(missing_ok=True)
             else:
-                _write_durably(self._path(name), data)
+                write_private_atomic(self._path(name), data)
         if self._bump:
             current = parse_generation(self.read(GENERATION_FILE), self._path(GENERATION_FILE))
             self.generation = current + 1
-            _write_durably(self._path(GENERATION_FILE), encode_generation(self.generation))
+            write_private_atomic(self._path(GENERATION_FILE), encode_generation(self.generation))
         _fsync_directory(self.directory)
-
-
-def _write_durably(target: Path, data: bytes) -> None:
-    """tmp file (mode 0600) + fsync + rename: readers see the old file or the new one."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise KeyStoreError(f"cannot write {target}: {exc.strerror}") from None
 
 
 def _fsync_directory(directory: Path) -> None:
