@@ -252,7 +252,10 @@ def test_readers_never_see_half_a_transaction(tmp_path):
     seen = set()
     try:
         assert started.wait(30)
-        for _ in range(300):
+        # at least 300 reads, and on until they have overlapped a write (bounded: 20 s)
+        reads, deadline = 0, time.monotonic() + 20
+        while reads < 300 or (len(seen) < 2 and time.monotonic() < deadline):
+            reads += 1
             snap = read_snapshot(tmp_path)
             values = {snap.files.get("tenants.json"), snap.files.get("acme.keyset.json")}
             assert len(values) == 1, values
